@@ -1,0 +1,47 @@
+# Two commands matter to a newcomer: `make demo` and `make test` (see README.md).
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# CPU build of torch from the local wheel index on these machines; real users get CUDA wheels.
+TORCH_SPEC ?= torch==2.13.0
+SAMPLE := resources/sample/sample_clip.mp4
+DEMO_OUT := resources/sample/sample_clip.restored.mp4
+
+.PHONY: demo test venv install install-test lint bench bundle bundle-test clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --upgrade pip
+
+$(VENV)/.torch: | $(BIN)/python
+	$(BIN)/pip install "$(TORCH_SPEC)"
+	touch $@
+
+$(VENV)/.installed: pyproject.toml $(VENV)/.torch
+	$(BIN)/pip install -e .
+	touch $@
+
+$(VENV)/.installed-test: pyproject.toml $(VENV)/.installed
+	$(BIN)/pip install -e ".[test]"
+	touch $@
+
+install: $(VENV)/.installed
+install-test: $(VENV)/.installed-test
+
+demo: $(VENV)/.installed
+	$(BIN)/seedvr-desktop demo --output $(DEMO_OUT)
+
+test: $(VENV)/.installed-test
+	$(BIN)/python -m pytest
+
+lint: $(VENV)/.installed-test
+	$(BIN)/ruff check .
+	$(BIN)/lint-imports
+
+bench: $(VENV)/.installed-test
+	$(BIN)/python bench/pipeline.py
+	$(BIN)/python bench/classic.py
+	$(BIN)/python bench/model.py
+
+clean:
+	rm -rf build dist *.egg-info

@@ -1,0 +1,96 @@
+"""The contract between the streaming pipeline and every restoration engine.
+
+Engines see frames only as float32 arrays in [0, 1] shaped (T, H, W, 3), RGB, so that 8-bit and
+16-bit sources share one code path and blending across chunk overlaps needs no rescaling. The
+pipeline owns decoding, chunking, blending and encoding; an engine only maps a chunk of source
+frames to a chunk of restored frames at the output size.
+"""
+
+from __future__ import annotations
+
+import threading
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from fractions import Fraction
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class EngineCaps:
+    """What an engine wants from the chunk planner and the output-size rule."""
+
+    name: str
+    chunk_length: int  # preferred frames per chunk; SeedVR wants 4n+1
+    # Valid chunk lengths are k*temporal_multiple + 1 (SeedVR: 4 -> 4n+1; classic: 1 -> any).
+    temporal_multiple: int = 1
+    overlap: int  # frames shared by neighbouring chunks and cross-faded
+    size_multiple: int = 2  # output width and height are rounded to a multiple of this
+    min_chunk_length: int = 1
+    needs_download: bool = False
+    generative: bool = False
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class SourceInfo:
+    """The facts about the source that change how an engine treats its frames."""
+
+    width: int  # after rotation and sample-aspect correction, as the engine receives frames
+    height: int
+    frame_rate: Fraction
+    interlaced: bool = False
+    field_order: str = "progressive"  # "tt", "bb", "tb", "bt" or "progressive" (FFmpeg names)
+    bit_depth: int = 8
+    is_image: bool = False
+
+
+@dataclass(frozen=True)
+class ChunkContext:
+    """Where a chunk sits in the job; engines derive per-chunk noise from it (resume-stable)."""
+
+    index: int  # chunk number within the job
+    first_frame: int  # index in the source of the chunk's first frame
+    seed: int = 0
+
+
+class Engine(ABC):
+    """A restoration engine: stateless across chunks except for loaded models and caches."""
+
+    caps: EngineCaps
+
+    def prepare(self, source: SourceInfo, output_size: tuple[int, int]) -> None:
+        """Called once before the first chunk; output_size is (width, height)."""
+        self.source = source
+        self.output_size = output_size
+
+    @abstractmethod
+    def restore_chunk(
+        self,
+        frames: np.ndarray,  # (T, H, W, 3) float32 in [0, 1]
+        context: ChunkContext,
+        cancel: threading.Event | None = None,
+    ) -> np.ndarray:  # (T, out_H, out_W, 3) float32 in [0, 1]
+        """Restore one chunk. May raise `Cancelled` when `cancel` is set mid-chunk."""
+
+    def close(self) -> None:
+        """Release models and caches; the engine is not used afterwards."""
+
+
+@dataclass(frozen=True)
+class ProgressEvent:
+    """One step of a running job, as the CLI progress bar and the GUI queue show it."""
+
+    stage: str  # "probe", "restore", "finalize", "done", "cancelled"
+    frames_done: int
+    frames_total: int
+    fps: float = 0.0
+    eta_seconds: float | None = None
+    chunk_index: int = 0
+    chunk_count: int = 0
+    message: str = ""
+    preview: np.ndarray | None = field(default=None, repr=False)  # last restored frame, uint8
+
+    @property
+    def fraction(self) -> float:
+        return self.frames_done / self.frames_total if self.frames_total else 0.0
