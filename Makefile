@@ -4,8 +4,8 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 # CPU build of torch from the local wheel index on these machines; real users get CUDA wheels.
 TORCH_SPEC ?= torch==2.13.0
-SAMPLE := resources/sample/sample_clip.mp4
-DEMO_OUT := resources/sample/sample_clip.restored.mp4
+
+DEMO_OUT := demo/sample.restored.mp4
 
 .PHONY: demo test venv install install-test lint bench bundle bundle-test clean
 

@@ -1,0 +1,103 @@
+"""User settings: one typed object stored as JSON in the platformdirs config folder.
+
+Environment variables override the folders so tests and portable installs never touch the user's
+real configuration: SEEDVR_DESKTOP_CONFIG_DIR, SEEDVR_DESKTOP_DATA_DIR and SEEDVR_DESKTOP_MODELS_DIR.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+APP_NAME = "seedvr-desktop"
+SETTINGS_FILE = "settings.json"
+
+log = logging.getLogger(__name__)
+
+
+def config_dir() -> Path:
+    """Folder for settings.json, window layout and recent projects."""
+    override = os.environ.get("SEEDVR_DESKTOP_CONFIG_DIR")
+    if override:
+        return Path(override)
+    from platformdirs import user_config_dir
+
+    return Path(user_config_dir(APP_NAME, appauthor=False))
+
+
+def data_dir() -> Path:
+    """Folder for large per-user data (models, caches)."""
+    override = os.environ.get("SEEDVR_DESKTOP_DATA_DIR")
+    if override:
+        return Path(override)
+    from platformdirs import user_data_dir
+
+    return Path(user_data_dir(APP_NAME, appauthor=False))
+
+
+@dataclass
+class Settings:
+    """Everything the user can set once and expect remembered."""
+
+    models_dir: str = ""  # empty: <data dir>/models, or SEEDVR_DESKTOP_MODELS_DIR
+    device: str = "auto"  # auto | cuda | cpu | mps
+    precision: str = "auto"  # auto | fp32 | bf16 | fp16
+    memory_budget_gb: float = 0.0  # 0: use what the device reports as free
+    default_engine: str = "auto"
+    recent_projects: list[str] = field(default_factory=list)
+    window_state: str = ""  # base64 of QMainWindow.saveState(), owned by the GUI
+    window_geometry: str = ""
+
+    def resolved_models_dir(self) -> Path:
+        """The models folder after applying the environment override and the default."""
+        override = os.environ.get("SEEDVR_DESKTOP_MODELS_DIR")
+        if override:
+            return Path(override)
+        if self.models_dir:
+            return Path(self.models_dir)
+        return data_dir() / "models"
+
+    def add_recent(self, path: str, limit: int = 10) -> None:
+        self.recent_projects = [path] + [p for p in self.recent_projects if p != path]
+        del self.recent_projects[limit:]
+
+
+def load_settings(folder: Path | None = None) -> Settings:
+    """Read settings; a missing or damaged file gives defaults (settings are never worth a crash)."""
+    path = (folder or config_dir()) / SETTINGS_FILE
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return Settings()
+    except (OSError, ValueError) as exc:
+        log.warning("ignoring unreadable settings file %s: %s", path, exc)
+        return Settings()
+    known = {f.name for f in fields(Settings)}
+    values = {k: v for k, v in raw.items() if k in known} if isinstance(raw, dict) else {}
+    try:
+        return Settings(**values)
+    except TypeError as exc:
+        log.warning("ignoring malformed settings in %s: %s", path, exc)
+        return Settings()
+
+
+def save_settings(settings: Settings, folder: Path | None = None) -> Path:
+    """Write settings atomically so a crash mid-write never leaves a truncated file."""
+    target_dir = folder or config_dir()
+    target_dir.mkdir(parents=True, exist_ok=True)
+    path = target_dir / SETTINGS_FILE
+    fd, tmp = tempfile.mkstemp(prefix=".settings-", suffix=".tmp", dir=target_dir)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump(asdict(settings), handle, indent=2, sort_keys=True)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
