@@ -22,14 +22,16 @@ class EngineCaps:
 
     name: str
     chunk_length: int  # preferred frames per chunk; SeedVR wants 4n+1
+    overlap: int  # frames shared by neighbouring chunks and cross-faded
     # Valid chunk lengths are k*temporal_multiple + 1 (SeedVR: 4 -> 4n+1; classic: 1 -> any).
     temporal_multiple: int = 1
-    overlap: int  # frames shared by neighbouring chunks and cross-faded
     size_multiple: int = 2  # output width and height are rounded to a multiple of this
     min_chunk_length: int = 1
     needs_download: bool = False
     generative: bool = False
     description: str = ""
+    # Output scale when the user gives no size rule (classic upscales x2; none keeps the size).
+    default_scale: float = 1.0
 
 
 @dataclass(frozen=True)

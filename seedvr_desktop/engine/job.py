@@ -36,6 +36,8 @@ class EncodeSettings:
 
     codec: str = "h264"  # h264 | h265 | prores | ffv1 | png
     crf: int | None = None  # None: the codec's sensible default
+    bitrate_kbps: int | None = None  # a target bitrate instead of CRF (None: quality mode)
+    pixel_format: str | None = None  # explicit FFmpeg pix_fmt; None derives it from bit_depth
     preset: str | None = None
     bit_depth: int = 8  # 8 or 10 (16 for png)
     audio: str = "copy"  # copy | transcode | none

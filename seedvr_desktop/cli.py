@@ -1,0 +1,294 @@
+"""The `seedvr-desktop` command: GUI without arguments, `restore`, `probe`, `demo` and more.
+
+Importing this module is cheap on purpose (argparse and the standard library only): the GUI is
+started through it, and torch or PyAV load only inside the command that needs them.
+
+Exit status: 0 success, 1 a user error (one line, no traceback), 2 an internal error (short
+message plus the log file's path; the traceback is in the log), 130 cancelled with Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, NoReturn
+
+from seedvr_desktop import __version__
+from seedvr_desktop.errors import UserError
+
+if TYPE_CHECKING:
+    from seedvr_desktop.engine.job import RestoreJob
+
+log = logging.getLogger(__name__)
+
+# Modules that add their own subcommands through `register(subparsers)`.
+COMMAND_MODULES = ("seedvr_desktop.cli_project", "seedvr_desktop.cli_models")
+CODECS = ("h264", "h265", "prores", "ffv1", "png")
+# Where several inputs go into one folder: the container each codec prefers.
+_DEFAULT_EXTENSION = {"h264": ".mp4", "h265": ".mp4", "prores": ".mov", "ffv1": ".mkv"}
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse exits with 2 on bad usage; here 2 means an internal error, so usage is 1."""
+
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        raise UserError(message)
+
+
+def parse_time(text: str) -> float:
+    """Seconds from "12.5", "1:02.5" or "1:00:02"."""
+    try:
+        parts = [float(p) for p in text.strip().split(":")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a time: {text!r}") from None
+    if not 1 <= len(parts) <= 3 or any(p < 0 for p in parts):
+        raise argparse.ArgumentTypeError(f"not a time: {text!r}")
+    seconds = 0.0
+    for p in parts:
+        seconds = seconds * 60 + p
+    return seconds
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """(width, height) from "1920x1080"."""
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"size must look like 1920x1080, not {text!r}") from None
+    if w < 2 or h < 2:
+        raise argparse.ArgumentTypeError(f"size too small: {text}")
+    return w, h
+
+
+def build_parser(with_modules: bool = True) -> argparse.ArgumentParser:
+    parser = _Parser(prog="seedvr-desktop",
+                     description="Restore home movies locally. Without a command: the GUI.")
+    parser.add_argument("--version", action="version", version=f"seedvr-desktop {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="more messages on stderr")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    _add_restore(sub)
+    _add_probe(sub)
+    from seedvr_desktop.demo import register as register_demo
+
+    register_demo(sub)
+    if with_modules:
+        for name in COMMAND_MODULES:
+            try:
+                module = importlib.import_module(name)
+            except ImportError as exc:
+                log.debug("subcommands of %s unavailable: %s", name, exc)
+                continue
+            module.register(sub)
+    return parser
+
+
+def _add_restore(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("restore", help="restore videos or images to new files")
+    p.add_argument("inputs", nargs="+", type=Path, metavar="INPUT")
+    p.add_argument("-o", "--output", type=Path, required=True, metavar="OUTPUT",
+                   help="output file (container from the extension); a folder for several "
+                   "inputs or PNG frames")
+    p.add_argument("--engine", default="auto",
+                   help="auto (best installed), none, classic, or a SeedVR model name")
+    size = p.add_mutually_exclusive_group()
+    size.add_argument("--scale", type=float, help="scale factor, e.g. 2")
+    size.add_argument("--short-side", type=int, metavar="N", help="output short side in pixels")
+    size.add_argument("--size", type=parse_size, metavar="WxH", help="exact output size")
+    p.add_argument("--start", type=parse_time, metavar="T", help="start time ([h:]m:s or s)")
+    p.add_argument("--end", type=parse_time, metavar="T", help="end time ([h:]m:s or s)")
+    p.add_argument("--codec", choices=CODECS, default="h264")
+    p.add_argument("--crf", type=int, help="quality for h264/h265 (lower is better)")
+    p.add_argument("--preset", help="encoder speed preset for h264/h265, e.g. medium, slow")
+    p.add_argument("--bit-depth", type=int, choices=(8, 10, 16), default=8)
+    p.add_argument("--audio", choices=("copy", "transcode", "none"), default="copy")
+    p.add_argument("--no-subtitles", action="store_true", help="do not copy subtitle tracks")
+    p.add_argument("--resume", action="store_true", help="continue an interrupted job")
+    p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    p.add_argument("--seed", type=int, default=666, help="noise seed of generative engines")
+    p.add_argument("--plan", action="store_true", help="print what would be done and stop")
+    p.set_defaults(func=cmd_restore)
+
+
+def _add_probe(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("probe", help="show what is in a media file")
+    p.add_argument("file", type=Path, metavar="FILE")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_probe)
+
+
+# ---------------------------------------------------------------------------------- commands
+
+
+def _output_for(src: Path, folder: Path, codec: str) -> Path:
+    """Output name inside a folder for one of several inputs."""
+    from seedvr_desktop.media.images import is_image_path
+
+    if is_image_path(src):
+        return folder / f"{src.stem}.restored{src.suffix}"
+    if codec == "png":
+        return folder / f"{src.stem}.restored"
+    ext = src.suffix.lower()
+    if codec == "h264" and ext in (".mp4", ".m4v", ".mov", ".mkv") or \
+            codec == "h265" and ext in (".mp4", ".mov", ".mkv") or \
+            codec == "prores" and ext in (".mov", ".mkv"):
+        return folder / f"{src.stem}.restored{ext}"
+    return folder / f"{src.stem}.restored{_DEFAULT_EXTENSION[codec]}"
+
+
+def jobs_from_args(args: argparse.Namespace) -> list[RestoreJob]:
+    """One RestoreJob per input (the same settings for all)."""
+    from seedvr_desktop.engine.job import EncodeSettings, RestoreJob, SizeRule
+
+    encode = EncodeSettings(codec=args.codec, crf=args.crf, preset=args.preset,
+                            bit_depth=args.bit_depth, audio=args.audio,
+                            subtitles=not args.no_subtitles)
+    rule = SizeRule(scale=args.scale, short_side=args.short_side, size=args.size)
+    if args.scale is not None and args.scale <= 0 or \
+            args.short_side is not None and args.short_side < 2:
+        raise UserError("the output size must be positive")
+    inputs: list[Path] = args.inputs
+    out: Path = args.output
+    folder_mode = len(inputs) > 1 or (out.is_dir() and args.codec != "png")
+    if folder_mode:
+        if out.exists() and not out.is_dir():
+            raise UserError(f"{out} must be a folder when restoring several inputs")
+        out.mkdir(parents=True, exist_ok=True)
+    jobs = []
+    for src in inputs:
+        target = _output_for(src, out, args.codec) if folder_mode else out
+        jobs.append(RestoreJob(input_path=src, output_path=target, engine=args.engine,
+                               size=rule, start_time=args.start, end_time=args.end,
+                               encode=encode, resume=args.resume, overwrite=args.overwrite,
+                               seed=args.seed))
+    return jobs
+
+
+def cmd_restore(args: argparse.Namespace) -> int:
+    from seedvr_desktop.cli_progress import run_job_with_progress
+
+    jobs = jobs_from_args(args)
+    if args.plan:
+        return _print_plans(jobs)
+    status = 0
+    for n, job in enumerate(jobs, 1):
+        label = f"[{n}/{len(jobs)}]" if len(jobs) > 1 else ""
+        try:
+            code = run_job_with_progress(job, label=label)
+        except UserError as exc:
+            if len(jobs) == 1:
+                raise
+            print(f"error: {job.input_path.name}: {exc}", file=sys.stderr)
+            status = 1
+            continue
+        if code:
+            return code  # cancelled: do not start the next input
+    return status
+
+
+def _print_plans(jobs: list[RestoreJob]) -> int:
+    from seedvr_desktop.engine.pipeline import plan_job
+
+    for job in jobs:
+        plan = plan_job(job)
+        for note in plan.notes:
+            print(note)
+        sw, sh = plan.source_size
+        ow, oh = plan.output_size
+        kind = "image" if plan.is_image else f"{plan.frame_count} frames"
+        print(f"{plan.input_path} -> {plan.output_path}: {kind}, {sw}x{sh} -> {ow}x{oh}, "
+              f"engine {plan.engine}, {plan.chunk_count} chunk(s)")
+    return 0
+
+
+def cmd_probe(args: argparse.Namespace) -> int:
+    import json
+
+    from seedvr_desktop.media.probe import probe
+
+    info = probe(args.file)
+    if args.json:
+        print(json.dumps(info.to_dict(), indent=2))
+        return 0
+    for key, value in probe_rows(info):
+        print(f"{key:<18} {value}")
+    return 0
+
+
+def probe_rows(info: object) -> list[tuple[str, str]]:
+    """The probe as (label, value) rows for the table view."""
+    d = info.to_dict()  # type: ignore[attr-defined]
+    rows = [("file", str(d["path"])), ("container", str(d["container"])),
+            ("duration", "-" if d["duration"] is None else f"{d['duration']:.3f} s")]
+    v = d.get("video")
+    if v:
+        rate = v["frame_rate"] + (" (variable)" if v["variable_frame_rate"] else "")
+        rows += [
+            ("video", f"#{v['index']} {v['codec']} {v['pix_fmt']} ({v['bit_depth']}-bit)"),
+            ("size", f"{v['width']}x{v['height']} stored, {v['display_width']}x"
+                     f"{v['display_height']} shown (SAR {v['sample_aspect_ratio']}, "
+                     f"rotation {v['rotation']})"),
+            ("frame rate", rate), ("frames", str(v["frame_count"])),
+            ("scan", v["field_order"] if v["interlaced"] else "progressive"),
+            ("colour", " / ".join(str(v[k] or "-") for k in (
+                "color_primaries", "color_transfer", "color_matrix", "color_range"))),
+        ]
+    for a in d.get("audio", []):
+        lang = f" [{a['language']}]" if a["language"] else ""
+        rows.append(("audio", f"#{a['index']} {a['codec']} {a['sample_rate']} Hz "
+                              f"{a['layout'] or a['channels']}{lang}"))
+    for s in d.get("subtitles", []):
+        lang = f" [{s['language']}]" if s["language"] else ""
+        rows.append(("subtitles", f"#{s['index']} {s['codec']}{lang}"))
+    return rows
+
+
+# ---------------------------------------------------------------------------------- entry
+
+
+def _run_gui(argv: Sequence[str]) -> int:
+    try:
+        from seedvr_desktop.ui.app import run_app
+    except ImportError as exc:
+        print(f"error: the GUI cannot start ({exc}); use a command such as "
+              "`seedvr-desktop restore --help`", file=sys.stderr)
+        return 1
+    return int(run_app(list(argv)))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of `seedvr-desktop` and `python -m seedvr_desktop`."""
+    from seedvr_desktop.log import current_log_file, setup_logging
+
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    if not args_list:
+        setup_logging(console=True)
+        return _run_gui([])  # no command: the GUI
+    try:
+        parser = build_parser()
+        args = parser.parse_args(args_list)
+        setup_logging(verbose=args.verbose)
+        if not getattr(args, "func", None):
+            return _run_gui([])
+        return int(args.func(args) or 0)
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("cancelled", file=sys.stderr)
+        return 130
+    except SystemExit as exc:  # --help / --version
+        return exc.code if isinstance(exc.code, int) else 0
+    except Exception as exc:
+        log.exception("internal error")
+        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        print(f"internal error: {message} (details in {current_log_file()})", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,223 @@
+"""`seedvr-desktop project ...` and `seedvr-desktop render`: projects from the command line.
+
+`render` exports through exactly the jobs the GUI queues (`project.render.build_render_items`)
+and the same progress/cancel/exit-code handling as `restore` (`cli_progress`), so a project made
+on a laptop can be rendered headless on a GPU box.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+from seedvr_desktop.errors import UserError
+
+log = logging.getLogger(__name__)
+
+_TIME = re.compile(r"^(?:(?:(\d+):)?(\d+):)?(\d+(?:\.\d*)?)$")
+
+
+def parse_time(text: str) -> float:
+    """Seconds from "12.5", "1:02.5" or "1:02:03.25" (argparse type)."""
+    match = _TIME.match(text.strip().replace(",", "."))
+    if not match:
+        raise argparse.ArgumentTypeError(f"not a time: {text!r} (use seconds or [h:]m:s)")
+    hours, minutes, seconds = match.groups()
+    return int(hours or 0) * 3600 + int(minutes or 0) * 60 + float(seconds)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the `project` and `render` commands to the main parser."""
+    project = subparsers.add_parser("project", help="create and inspect .svrproj project files")
+    commands = project.add_subparsers(dest="project_command", metavar="COMMAND", required=True)
+
+    create = commands.add_parser("create", help="make a project with one clip per media file")
+    create.add_argument("output", type=Path, metavar="OUT.svrproj")
+    create.add_argument("media", type=Path, nargs="+", metavar="MEDIA")
+    create.add_argument("--name", help="project name (default: the file name)")
+    create.add_argument("--force", action="store_true", help="replace an existing project file")
+    create.set_defaults(func=cmd_create)
+
+    info = commands.add_parser("info", help="show a project's clips, media and settings")
+    info.add_argument("file", type=Path, metavar="FILE")
+    info.add_argument("--json", action="store_true", help="machine-readable output")
+    info.set_defaults(func=cmd_info)
+
+    caption = commands.add_parser("caption", help="add a caption to a clip")
+    caption.add_argument("file", type=Path, metavar="FILE")
+    caption.add_argument("--clip", type=int, required=True, metavar="N",
+                         help="clip number (1-based)")
+    caption.add_argument("--start", type=parse_time, required=True, metavar="T",
+                         help="seconds from the clip's first frame, or [h:]m:s")
+    caption.add_argument("--end", type=parse_time, required=True, metavar="T")
+    caption.add_argument("--text", required=True, metavar="S",
+                         help="caption text (\\n for a new line)")
+    caption.add_argument("--position", choices=("bottom", "top", "middle"), default="bottom")
+    caption.set_defaults(func=cmd_caption)
+
+    render = subparsers.add_parser("render", help="export a project's clips with its settings")
+    render.add_argument("file", type=Path, metavar="FILE")
+    render.add_argument("--clip", type=int, action="append", metavar="N",
+                        help="export only clip N (1-based; may be repeated)")
+    render.add_argument("--resume", action="store_true",
+                        help="continue interrupted exports where they stopped")
+    render.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    render.set_defaults(func=cmd_render)
+
+
+def cmd_create(args: argparse.Namespace) -> int:
+    from seedvr_desktop.media.probe import probe
+    from seedvr_desktop.project.fingerprint import compute_fingerprint
+    from seedvr_desktop.project.model import Clip, MediaRef, ProbeSummary, Project
+    from seedvr_desktop.project.serialize import save_project
+
+    out: Path = args.output.absolute()
+    if out.exists() and not args.force:
+        raise UserError(f"{out} already exists (use --force to replace it)")
+    if not out.parent.is_dir():
+        raise UserError(f"folder {out.parent} does not exist")
+    project = Project(name=args.name or out.stem)
+    for path in args.media:
+        path = path.absolute()
+        info = probe(path)  # MediaError (a UserError) for missing or unreadable files
+        if info.video is None:
+            raise UserError(f"{path.name} has no video")
+        video = info.video
+        rate = video.frame_rate
+        ref = MediaRef(
+            path=path,
+            probe=ProbeSummary(
+                width=video.display_width,
+                height=video.display_height,
+                frame_rate=f"{rate.numerator}/{rate.denominator}" if rate else None,
+                frame_count=video.frame_count,
+                duration=info.duration,
+                is_image=info.is_image,
+                has_audio=bool(info.audio),
+                video_codec=video.codec,
+            ),
+            fingerprint=compute_fingerprint(path),
+        )
+        project.media.append(ref)
+        project.clips.append(Clip(media_id=ref.id, name=path.stem))
+    save_project(project, out, backup=args.force)
+    print(f"created {out} with {len(project.clips)} clip(s)")
+    return 0
+
+
+def _info_dict(project: Any) -> dict[str, Any]:
+    from seedvr_desktop.project.autosave import has_newer_autosave
+    from seedvr_desktop.project.model import SCHEMA_VERSION
+    from seedvr_desktop.project.render import output_folder, output_name
+    from seedvr_desktop.project.serialize import project_to_dict
+
+    saved = project_to_dict(project, project.path.parent)
+    clips = []
+    for number, clip in enumerate(project.clips, start=1):
+        media = project.media_by_id(clip.media_id)
+        first, stop = project.clip_frame_range(clip)
+        fps = media.probe.fps()
+        clips.append(
+            {
+                "number": number,
+                "id": clip.id,
+                "name": clip.name,
+                "media": str(media.path),
+                "missing": media.missing,
+                "in_frame": first,
+                "out_frame": stop,
+                "duration": round((stop - first) / fps, 3) if stop is not None and fps else None,
+                "captions": [
+                    {"start": c.start, "end": c.end, "text": c.text, "position": c.position}
+                    for c in clip.captions
+                ],
+                "prompt": clip.prompt,
+                "restore_overrides": saved["clips"][number - 1]["restore"],
+                "output": str(output_folder(project) / output_name(project, number, clip, media)),
+            }
+        )
+    return {
+        "name": project.name,
+        "path": str(project.path),
+        "schema_version": SCHEMA_VERSION,
+        "newer_autosave": has_newer_autosave(project.path),
+        "missing_media": [str(m.path) for m in project.missing_media()],
+        "restore": saved["restore"],
+        "export": saved["export"],
+        "clips": clips,
+    }
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    from seedvr_desktop.project.serialize import load_project
+
+    project = load_project(args.file)
+    data = _info_dict(project)
+    if args.json:
+        print(json.dumps(data, indent=2, ensure_ascii=False))
+        return 0
+    restore, export = data["restore"], data["export"]
+    print(f"project  {data['name']}  ({data['path']})")
+    print(f"restore  engine {restore['engine']}, seed {restore['seed']}, "
+          f"colour fix {restore['color_fix']}, precision {restore['precision']}")
+    print(f"export   {export['container']}/{export['codec']}, audio {export['audio']}, "
+          f"captions {export['captions']}, into {export['output_folder']}")
+    if data["newer_autosave"]:
+        print("note     an autosave newer than this file exists (open it in the app to recover)")
+    for clip in data["clips"]:
+        flag = "  MISSING" if clip["missing"] else ""
+        stop = clip["out_frame"] if clip["out_frame"] is not None else "end"
+        span = f"frames {clip['in_frame']}-{stop}"
+        length = f", {clip['duration']:.2f} s" if clip["duration"] is not None else ""
+        print(f"clip {clip['number']:>3}  {clip['name'] or '-'}  [{span}{length}]  "
+              f"{clip['media']}{flag}")
+        for caption in clip["captions"]:
+            print(f"           {caption['start']:8.2f}-{caption['end']:8.2f}  {caption['text']!r}")
+        if clip["prompt"]:
+            print(f"           prompt: {clip['prompt']!r}")
+    if data["missing_media"]:
+        print(f"{len(data['missing_media'])} media file(s) missing; relink them in the app",
+              file=sys.stderr)
+    return 0
+
+
+def cmd_caption(args: argparse.Namespace) -> int:
+    from seedvr_desktop.project.commands import AddCaption, ProjectDocument
+    from seedvr_desktop.project.model import Caption
+    from seedvr_desktop.project.serialize import load_project
+
+    document = ProjectDocument(load_project(args.file))
+    project = document.project
+    if not 1 <= args.clip <= len(project.clips):
+        raise UserError(f"there is no clip {args.clip} (the project has {len(project.clips)})")
+    clip = project.clips[args.clip - 1]
+    text = args.text.replace("\\n", "\n")
+    document.execute(AddCaption(clip.id, Caption(args.start, args.end, text, args.position)))
+    document.save()
+    print(f"added caption to clip {args.clip}: {args.start:.2f}-{args.end:.2f} s")
+    return 0
+
+
+def cmd_render(args: argparse.Namespace) -> int:
+    from seedvr_desktop.cli_progress import run_job_with_progress
+    from seedvr_desktop.project.render import build_render_items
+    from seedvr_desktop.project.serialize import load_project
+
+    project = load_project(args.file)
+    items = build_render_items(
+        project, clips=args.clip, resume=args.resume, overwrite=args.overwrite
+    )
+    for position, item in enumerate(items, start=1):
+        print(f"[{position}/{len(items)}] clip {item.number}: {item.media.path.name} -> "
+              f"{item.job.output_path}", file=sys.stderr)
+        code = run_job_with_progress(item.job)
+        if code != 0:
+            return code
+        if item.sidecar is not None:
+            print(f"captions: {item.sidecar}", file=sys.stderr)
+    return 0

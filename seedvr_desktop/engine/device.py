@@ -1,0 +1,211 @@
+"""Which device and number format a SeedVR job runs on, and what that device can hold.
+
+Why a module of its own: the engine, the memory planner, `--plan` and the model manager all need
+the same answers ("is there a GPU?", "how much memory is free?", "is this error an out-of-memory
+error?"), and each answer has platform quirks (bf16 support on older GPUs, MPS on Apple, CPU memory
+read from the OS) that should be decided once.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import platform
+from dataclasses import dataclass
+
+import torch
+
+from seedvr_desktop.errors import UserError
+
+log = logging.getLogger(__name__)
+
+DEVICE_CHOICES = ("auto", "cuda", "cpu", "mps")
+PRECISION_CHOICES = ("auto", "fp32", "bf16", "fp16")
+_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+_NAMES = {v: k for k, v in _DTYPES.items()}
+
+
+@dataclass(frozen=True)
+class DeviceChoice:
+    """A resolved device plus the number format the models run in there."""
+
+    device: torch.device
+    dtype: torch.dtype
+    label: str  # human description, e.g. "cuda:0 (NVIDIA H100 80GB HBM3)"
+
+    @property
+    def precision(self) -> str:
+        return precision_name(self.dtype)
+
+    @property
+    def is_gpu(self) -> bool:
+        return self.device.type in ("cuda", "mps")
+
+
+def mps_available() -> bool:
+    backend = getattr(torch.backends, "mps", None)
+    return bool(backend is not None and backend.is_available())
+
+
+def gpu_available() -> bool:
+    """True when a CUDA or Apple GPU can run the models (what `auto` engine choice asks)."""
+    return torch.cuda.is_available() or mps_available()
+
+
+def select_device(requested: str = "auto") -> torch.device:
+    """`auto` prefers CUDA, then MPS, then the CPU; an unavailable explicit choice is a UserError."""
+    name = (requested or "auto").lower()
+    if name not in DEVICE_CHOICES and not name.startswith("cuda:"):
+        raise UserError(f"unknown device {requested!r} (choose {', '.join(DEVICE_CHOICES)})")
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda", torch.cuda.current_device())
+        if mps_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if name.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise UserError(
+                "--device cuda was asked for but this PyTorch build sees no CUDA GPU "
+                f"(torch {torch.__version__}); use --device cpu or install a CUDA build of torch"
+            )
+        dev = torch.device(name)
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise UserError(f"{name}: only {torch.cuda.device_count()} CUDA device(s) present")
+        return dev if dev.index is not None else torch.device("cuda", torch.cuda.current_device())
+    if name == "mps" and not mps_available():
+        raise UserError("--device mps was asked for but no Apple GPU (MPS) is available")
+    return torch.device(name)
+
+
+def default_dtype(device: torch.device) -> torch.dtype:
+    """bf16 on CUDA (fp16 on GPUs without bf16), fp32 on the CPU, bf16/fp16 on MPS.
+
+    bf16 is what the official inference uses; fp16 is the fallback for pre-Ampere GPUs. The CPU
+    default is fp32 because CPU bf16 convolutions are slower than fp32 on most desktop processors.
+    """
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    if device.type == "mps":
+        return torch.bfloat16 if _mps_bf16_ok() else torch.float16
+    return torch.float32
+
+
+def _mps_bf16_ok() -> bool:
+    try:
+        torch.zeros(1, dtype=torch.bfloat16, device="mps")
+    except (RuntimeError, TypeError):
+        return False
+    return True
+
+
+def parse_precision(name: str | None, device: torch.device) -> torch.dtype:
+    """`auto|fp32|bf16|fp16` to a dtype, refusing combinations the device cannot run."""
+    key = (name or "auto").lower()
+    if key == "auto":
+        return default_dtype(device)
+    if key not in _DTYPES:
+        raise UserError(f"unknown precision {name!r} (choose {', '.join(PRECISION_CHOICES)})")
+    dtype = _DTYPES[key]
+    if device.type == "cuda" and dtype == torch.bfloat16 and not torch.cuda.is_bf16_supported():
+        raise UserError("this GPU has no bf16 support; use --precision fp16 or fp32")
+    if device.type == "cpu" and dtype == torch.float16:
+        raise UserError("fp16 is not supported on the CPU; use --precision fp32 or bf16")
+    return dtype
+
+
+def precision_name(dtype: torch.dtype) -> str:
+    return _NAMES.get(dtype, str(dtype).replace("torch.", ""))
+
+
+def resolve(device: str = "auto", precision: str | None = "auto") -> DeviceChoice:
+    """The device and dtype for a job from the user's `--device` and `--precision` options."""
+    dev = select_device(device)
+    return DeviceChoice(dev, parse_precision(precision, dev), describe(dev))
+
+
+def describe(device: torch.device) -> str:
+    if device.type == "cuda":
+        return f"{device} ({torch.cuda.get_device_name(device)})"
+    if device.type == "mps":
+        return "mps (Apple GPU)"
+    return f"cpu ({platform.machine() or 'unknown'}, {os.cpu_count() or 1} threads)"
+
+
+def device_key(device: torch.device) -> str:
+    """A stable name of the hardware, used to key calibration records (per machine and device)."""
+    if device.type == "cuda":
+        return f"cuda:{torch.cuda.get_device_name(device)}"
+    if device.type == "mps":
+        return f"mps:{platform.machine()}"
+    return f"cpu:{platform.machine()}:{os.cpu_count() or 1}:{platform.node()}"
+
+
+# ----------------------------------------------------------------------------------- memory
+def total_memory(device: torch.device) -> int:
+    """Bytes of memory the device has in all (host RAM for the CPU and for MPS unified memory)."""
+    if device.type == "cuda":
+        return int(torch.cuda.get_device_properties(device).total_memory)
+    return _host_memory()[0]
+
+
+def free_memory(device: torch.device) -> int:
+    """Bytes the job may still allocate on the device right now.
+
+    CUDA: driver-reported free memory plus what PyTorch's caching allocator holds but does not
+    use (that is free to us). CPU/MPS: the OS's "available" figure (free plus reclaimable cache).
+    """
+    if device.type == "cuda":
+        free, _total = torch.cuda.mem_get_info(device)
+        reserved = torch.cuda.memory_reserved(device)
+        allocated = torch.cuda.memory_allocated(device)
+        return int(free + max(reserved - allocated, 0))
+    return _host_memory()[1]
+
+
+def _host_memory() -> tuple[int, int]:
+    """(total, available) host RAM in bytes; conservative guesses where the OS does not say."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as fh:
+            info = {line.split(":")[0]: int(line.split()[1]) * 1024 for line in fh if ":" in line}
+        total = info.get("MemTotal", 0)
+        return total, info.get("MemAvailable", info.get("MemFree", total // 2))
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        pages, size = os.sysconf("SC_PHYS_PAGES"), os.sysconf("SC_PAGE_SIZE")
+        total = int(pages * size)
+        try:
+            avail = int(os.sysconf("SC_AVPHYS_PAGES") * size)
+        except (ValueError, OSError):
+            avail = total // 2
+        return total, avail
+    except (ValueError, OSError, AttributeError):
+        return 8 << 30, 4 << 30
+
+
+def empty_cache(device: torch.device) -> None:
+    """Return cached blocks to the driver after an OOM so the retry sees the real free memory."""
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+    elif device.type == "mps" and hasattr(torch, "mps"):
+        torch.mps.empty_cache()
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """True for the several ways PyTorch reports exhausted memory on CUDA, MPS and the CPU."""
+    oom_type = getattr(torch, "OutOfMemoryError", None) or getattr(
+        torch.cuda, "OutOfMemoryError", None
+    )
+    if oom_type is not None and isinstance(exc, oom_type):
+        return True
+    if isinstance(exc, MemoryError):
+        return True
+    if isinstance(exc, RuntimeError):
+        text = str(exc).lower()
+        return any(
+            s in text
+            for s in ("out of memory", "can't allocate memory", "not enough memory",
+                      "failed to allocate", "mps backend out of memory")
+        )
+    return False

@@ -1,0 +1,399 @@
+"""The models folder: which official SeedVR files exist, where they go, and how they get there.
+
+Each engine name (`seedvr2-3b`, ...) owns one folder `<models dir>/<name>/` holding exactly the
+publisher's files for it (DiT checkpoint, `ema_vae.pth`, `pos_emb.pt`, `neg_emb.pt`) and a
+`manifest.json` written after download: the repository, the commit the revision resolved to, and
+each file's size and SHA-256. `verify` re-hashes against that manifest, so a damaged or swapped
+file is found before a long job trips over it.
+
+Downloads go through a `Hub` object. `HuggingFaceHub` talks to the Hugging Face Hub with
+huggingface_hub (resumable, progress bars, LFS SHA-256 metadata); `LocalFolderHub` reads the same
+layout from a folder (an offline mirror, or the tests' fake repository), so every code path here
+runs without the network.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from seedvr_desktop.errors import ModelError, UserError
+from seedvr_desktop.settings import Settings, load_settings
+
+log = logging.getLogger(__name__)
+
+MANIFEST = "manifest.json"
+SHARED_FILES = ("ema_vae.pth", "pos_emb.pt", "neg_emb.pt")
+GITHUB_EMBEDDINGS = "https://github.com/ByteDance-Seed/SeedVR (repository root)"
+# (file name, bytes done, bytes total): hashing and downloading report through this.
+Progress = Callable[[str, int, int], None]
+
+
+@dataclass(frozen=True)
+class OfficialModel:
+    """One downloadable model: an engine name and where the publisher keeps its files."""
+
+    name: str
+    repo_id: str
+    dit_file: str
+    family: str  # "v2" = SeedVR2 (one step), "v1" = SeedVR (multi-step with guidance)
+    size: str  # "3b" or "7b": which DiT architecture the checkpoint needs
+    approx_gb: float  # download size, for the listing only
+    description: str
+
+    @property
+    def files(self) -> tuple[str, ...]:
+        return (self.dit_file, *SHARED_FILES)
+
+    @property
+    def url(self) -> str:
+        return f"https://huggingface.co/{self.repo_id}"
+
+
+CATALOG: dict[str, OfficialModel] = {
+    m.name: m
+    for m in (
+        OfficialModel("seedvr2-3b", "ByteDance-Seed/SeedVR2-3B", "seedvr2_ema_3b.pth", "v2", "3b",
+                      14.2, "SeedVR2 3B, one-step restoration (recommended)"),
+        OfficialModel("seedvr2-7b", "ByteDance-Seed/SeedVR2-7B", "seedvr2_ema_7b.pth", "v2", "7b",
+                      33.5, "SeedVR2 7B, one-step restoration, more detail, needs a large GPU"),
+        OfficialModel("seedvr2-7b-sharp", "ByteDance-Seed/SeedVR2-7B", "seedvr2_ema_7b_sharp.pth",
+                      "v2", "7b", 33.5, "SeedVR2 7B sharp variant (crisper, may over-sharpen)"),
+        OfficialModel("seedvr-3b", "ByteDance-Seed/SeedVR-3B", "seedvr_ema_3b.pth", "v1", "3b",
+                      14.2, "SeedVR 3B, 50-step restoration with guidance (slow)"),
+        OfficialModel("seedvr-7b", "ByteDance-Seed/SeedVR-7B", "seedvr_ema_7b.pth", "v1", "7b",
+                      33.5, "SeedVR 7B, 50-step restoration with guidance (very slow)"),
+    )
+}
+
+
+def get_model(name: str) -> OfficialModel:
+    try:
+        return CATALOG[name]
+    except KeyError:
+        raise UserError(f"unknown model {name!r} (known: {', '.join(CATALOG)})") from None
+
+
+def models_root(settings: Settings | None = None) -> Path:
+    """The models folder: SEEDVR_DESKTOP_MODELS_DIR, else the setting, else the data folder."""
+    return (settings or load_settings()).resolved_models_dir()
+
+
+def model_dir(name: str, root: Path | None = None) -> Path:
+    return (root or models_root()) / get_model(name).name
+
+
+def missing_files(name: str, root: Path | None = None) -> list[str]:
+    folder = model_dir(name, root)
+    return [f for f in get_model(name).files if not (folder / f).is_file()]
+
+
+def is_installed(name: str, root: Path | None = None) -> bool:
+    return not missing_files(name, root)
+
+
+def offline_instructions(name: str, root: Path | None = None) -> str:
+    """Exactly which files to put where when the machine cannot download them itself."""
+    m = get_model(name)
+    folder = model_dir(name, root)
+    lines = [f"Download these files by hand and place them in {folder}:"]
+    for f in m.files:
+        lines.append(f"  {f:<28} from {m.url}/blob/main/{f}")
+    lines.append(f"  (pos_emb.pt and neg_emb.pt are also in {GITHUB_EMBEDDINGS})")
+    lines.append(f"then run: seedvr-desktop models verify {name}")
+    return "\n".join(lines)
+
+
+# ------------------------------------------------------------------------------- hashing
+def sha256_file(path: Path, progress: Progress | None = None, block: int = 8 << 20) -> str:
+    """Streaming SHA-256 (model files are tens of GB: never read whole)."""
+    h = hashlib.sha256()
+    total = path.stat().st_size
+    done = 0
+    with path.open("rb") as fh:
+        while chunk := fh.read(block):
+            h.update(chunk)
+            done += len(chunk)
+            if progress:
+                progress(path.name, done, total)
+    return h.hexdigest()
+
+
+# ------------------------------------------------------------------------------- hubs
+@dataclass(frozen=True)
+class RemoteFile:
+    size: int | None
+    sha256: str | None  # from LFS metadata; None when the hub does not say
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    repo_id: str
+    commit: str
+    files: dict[str, RemoteFile]
+
+
+class Hub(Protocol):
+    """Where official files come from (the Hugging Face Hub, or a local mirror folder)."""
+
+    def resolve(self, repo_id: str, revision: str) -> Snapshot: ...
+
+    def fetch(self, snapshot: Snapshot, filename: str, dest_dir: Path) -> Path: ...
+
+
+class HubUnreachable(Exception):
+    """The hub could not be asked at all (offline, DNS, proxy): the caller prints instructions."""
+
+
+class HuggingFaceHub:
+    """huggingface_hub: resolve a revision to a commit with LFS hashes, download resumably."""
+
+    def resolve(self, repo_id: str, revision: str) -> Snapshot:
+        from huggingface_hub import HfApi
+        from huggingface_hub.errors import (
+            GatedRepoError,
+            RepositoryNotFoundError,
+            RevisionNotFoundError,
+        )
+
+        try:
+            info = HfApi().model_info(repo_id, revision=revision, files_metadata=True)
+        except (RepositoryNotFoundError, RevisionNotFoundError, GatedRepoError) as exc:
+            raise UserError(f"{repo_id}@{revision}: {type(exc).__name__}") from exc
+        except Exception as exc:  # connection errors come in many types (httpx, OSError, ...)
+            raise HubUnreachable(f"{type(exc).__name__}: {exc}") from exc
+        files = {}
+        for sib in info.siblings or []:
+            lfs = getattr(sib, "lfs", None)
+            files[sib.rfilename] = RemoteFile(
+                size=getattr(lfs, "size", None) or sib.size,
+                sha256=getattr(lfs, "sha256", None),
+            )
+        return Snapshot(repo_id, str(info.sha), files)
+
+    def fetch(self, snapshot: Snapshot, filename: str, dest_dir: Path) -> Path:
+        from huggingface_hub import hf_hub_download
+
+        try:
+            # local_dir downloads resume from `<dest>/.cache/huggingface/download/*.incomplete`.
+            path = hf_hub_download(
+                snapshot.repo_id, filename, revision=snapshot.commit, local_dir=dest_dir
+            )
+        except Exception as exc:
+            raise HubUnreachable(f"{filename}: {type(exc).__name__}: {exc}") from exc
+        return Path(str(path))
+
+
+class LocalFolderHub:
+    """A folder laid out as `<folder>/<owner>/<repo>/<files>` (or `<folder>/<repo>/<files>`).
+
+    Used for offline mirrors (`models download NAME --source DIR`) and by the tests as a fake
+    repository; the commit is a hash of the file listing so a changed mirror is noticed.
+    """
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = Path(folder)
+
+    def _repo_dir(self, repo_id: str) -> Path:
+        for cand in (self.folder / repo_id, self.folder / repo_id.split("/")[-1]):
+            if cand.is_dir():
+                return cand
+        raise HubUnreachable(f"{repo_id} not found under {self.folder}")
+
+    def resolve(self, repo_id: str, revision: str) -> Snapshot:
+        repo = self._repo_dir(repo_id)
+        files = {}
+        listing = hashlib.sha256()
+        for p in sorted(repo.iterdir()):
+            if p.is_file():
+                files[p.name] = RemoteFile(p.stat().st_size, sha256_file(p))
+                listing.update(f"{p.name}:{files[p.name].sha256}\n".encode())
+        return Snapshot(repo_id, "local-" + listing.hexdigest()[:16], files)
+
+    def fetch(self, snapshot: Snapshot, filename: str, dest_dir: Path) -> Path:
+        src = self._repo_dir(snapshot.repo_id) / filename
+        return _atomic_copy(src, dest_dir / filename)
+
+
+def _atomic_copy(src: Path, dest: Path) -> Path:
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
+    os.close(fd)
+    try:
+        shutil.copyfile(src, tmp)
+        os.replace(tmp, dest)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return dest
+
+
+# ------------------------------------------------------------------------------- manifest
+@dataclass
+class Manifest:
+    model: str
+    repo_id: str
+    revision: str  # the commit the requested revision resolved to at download time
+    files: dict[str, dict[str, object]] = field(default_factory=dict)  # name -> size, sha256
+    downloaded_at: int = 0  # unix time
+
+    @classmethod
+    def read(cls, folder: Path) -> Manifest | None:
+        try:
+            raw = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
+            return cls(raw["model"], raw["repo_id"], raw["revision"], dict(raw["files"]),
+                       int(raw.get("downloaded_at", 0)))
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise ModelError(f"{folder / MANIFEST} is damaged ({exc}); download again") from exc
+
+    def write(self, folder: Path) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".manifest.", suffix=".tmp", dir=folder)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                json.dump(self.__dict__, fh, indent=2, sort_keys=True)
+            os.replace(tmp, folder / MANIFEST)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+
+# ------------------------------------------------------------------------------- operations
+def download(
+    name: str,
+    *,
+    root: Path | None = None,
+    hub: Hub | None = None,
+    revision: str = "main",
+    progress: Progress | None = None,
+) -> Path:
+    """Fetch every file of `name` at one commit, verify SHA-256, record the manifest.
+
+    Files already present with the expected hash are kept (a re-run after an interruption only
+    fetches what is missing); shared files (the VAE, the embeddings) are hard-linked from another
+    installed model with the same hash instead of downloaded twice.
+    """
+    m = get_model(name)
+    hub = hub or HuggingFaceHub()
+    folder = model_dir(name, root)
+    try:
+        snap = hub.resolve(m.repo_id, revision)
+    except HubUnreachable as exc:
+        raise UserError(
+            f"cannot reach the model hub ({exc}).\n{offline_instructions(name, root)}"
+        ) from exc
+    manifest = Manifest(m.name, m.repo_id, snap.commit)
+    for filename in m.files:
+        remote = snap.files.get(filename)
+        if remote is None:
+            raise ModelError(f"{m.repo_id}@{snap.commit[:12]} has no file {filename}")
+        target = folder / filename
+        digest = _reuse_existing(target, remote, folder.parent, progress)
+        if digest is None:
+            log.info("downloading %s/%s -> %s", m.repo_id, filename, folder)
+            try:
+                got = hub.fetch(snap, filename, folder)
+            except HubUnreachable as exc:
+                raise UserError(
+                    f"download of {filename} failed ({exc}); run the command again to resume.\n"
+                    f"{offline_instructions(name, root)}"
+                ) from exc
+            if got.resolve() != target.resolve():
+                os.replace(got, target)
+            digest = sha256_file(target, progress)
+            if remote.sha256 and digest != remote.sha256:
+                target.rename(target.with_suffix(target.suffix + ".corrupt"))
+                raise ModelError(
+                    f"{filename}: SHA-256 {digest[:16]}... does not match the hub's "
+                    f"{remote.sha256[:16]}...; the damaged copy was set aside, run the download again"
+                )
+        manifest.files[filename] = {"size": target.stat().st_size, "sha256": digest,
+                                    "verified_against_hub": bool(remote.sha256)}
+    manifest.downloaded_at = int(time.time())
+    manifest.write(folder)
+    return folder
+
+
+def _reuse_existing(
+    target: Path, remote: RemoteFile, root: Path, progress: Progress | None
+) -> str | None:
+    """The file's hash if a good copy is already in place (or can be linked), else None."""
+    if target.is_file() and (remote.size is None or target.stat().st_size == remote.size):
+        digest = sha256_file(target, progress)
+        if remote.sha256 is None or digest == remote.sha256:
+            return digest
+    if remote.sha256 is None:
+        return None
+    for other in _manifests(root):
+        meta = other[1].files.get(target.name)
+        src = other[0] / target.name
+        if meta and meta.get("sha256") == remote.sha256 and src.is_file() and src != target:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.unlink(missing_ok=True)
+            try:
+                os.link(src, target)
+            except OSError:
+                _atomic_copy(src, target)
+            digest = sha256_file(target, progress)
+            if digest == remote.sha256:
+                log.info("reused %s from %s", target.name, src.parent)
+                return digest
+    return None
+
+
+def _manifests(root: Path) -> Iterable[tuple[Path, Manifest]]:
+    if not root.is_dir():
+        return
+    for folder in sorted(root.iterdir()):
+        try:
+            man = Manifest.read(folder) if folder.is_dir() else None
+        except ModelError:
+            continue
+        if man is not None:
+            yield folder, man
+
+
+@dataclass
+class VerifyReport:
+    name: str
+    folder: Path
+    ok: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+    mismatched: list[str] = field(default_factory=list)
+    unrecorded: list[str] = field(default_factory=list)  # present, but no manifest hash to check
+
+    @property
+    def passed(self) -> bool:
+        return not (self.missing or self.mismatched)
+
+
+def verify(name: str, *, root: Path | None = None, progress: Progress | None = None) -> VerifyReport:
+    """Re-hash every file against the manifest written at download time."""
+    folder = model_dir(name, root)
+    report = VerifyReport(name, folder)
+    manifest = Manifest.read(folder)
+    for filename in get_model(name).files:
+        path = folder / filename
+        if not path.is_file():
+            report.missing.append(filename)
+            continue
+        meta = manifest.files.get(filename) if manifest else None
+        if not meta:
+            report.unrecorded.append(filename)
+            continue
+        same = path.stat().st_size == meta.get("size") and sha256_file(path, progress) == meta.get(
+            "sha256"
+        )
+        (report.ok if same else report.mismatched).append(filename)
+    return report

@@ -1,0 +1,208 @@
+"""The streaming restore pipeline: reader -> planner -> engine -> blender -> writer.
+
+`run_restore` is a generator of ProgressEvents that the CLI, the GUI worker and the project
+renderer all drive. Memory is bounded by one chunk plus the blender's overlap tail, whatever the
+video length. Output goes through journaled segments (see journal.py and media/writer.py): a
+cancelled or crashed job can be resumed with `resume=True`, and because an uninterrupted job is
+built from the same segments, the resumed result is identical to it.
+"""
+
+from __future__ import annotations
+
+import bisect
+import hashlib
+import json
+import logging
+import threading
+import time as _time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+
+from seedvr_desktop import __version__
+from seedvr_desktop.engine.base import EngineCaps, ProgressEvent
+from seedvr_desktop.engine.job import RestoreJob, SizeRule
+from seedvr_desktop.errors import Cancelled, MediaError, UserError
+
+log = logging.getLogger(__name__)
+
+# Seconds of video per segment: the most work a crash can lose for fast engines, and the key
+# frame interval the segment boundaries force. Generative engines, at seconds per frame, close
+# a segment after every couple of seconds of video.
+SEGMENT_SECONDS = 8.0
+SEGMENT_SECONDS_GENERATIVE = 2.0
+
+
+@dataclass(frozen=True)
+class JobPlan:
+    """What a job will do, known before any decoding (for --plan, the GUI and the pipeline)."""
+
+    input_path: Path
+    output_path: Path
+    engine: str  # resolved name (never "auto")
+    caps: EngineCaps
+    is_image: bool
+    source_size: tuple[int, int]  # display size (after sample aspect and rotation)
+    output_size: tuple[int, int]
+    first_frame: int  # source frame range [first_frame, stop_frame)
+    stop_frame: int
+    chunk_count: int  # before scene cuts split chunks further
+    frame_rate: Fraction
+    sequence: bool = False  # PNG frames rather than a video file
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def frame_count(self) -> int:
+        return self.stop_frame - self.first_frame
+
+
+def plan_job(job: RestoreJob) -> JobPlan:
+    """Probe the input, resolve the engine and sizes, and validate the output; cheap."""
+    from seedvr_desktop.engine import registry
+    from seedvr_desktop.engine.chunking import plan_chunks
+    from seedvr_desktop.media.images import is_image_path
+    from seedvr_desktop.media.probe import probe, scan
+    from seedvr_desktop.media.writer import check_output, is_sequence_output
+
+    src, out = Path(job.input_path), Path(job.output_path)
+    if out.exists() and src.exists() and out.resolve() == src.resolve():
+        raise UserError("the output would overwrite the input; choose another output name")
+    info = probe(src)
+    if info.video is None:
+        raise MediaError(f"{src.name} has no picture (audio-only files cannot be restored)")
+    name = registry.resolve_name(job.engine)
+    notes = (f"engine auto: using {name}",) if job.engine == "auto" else ()
+    caps = registry.engine_caps(name)
+    video = info.video
+    source_size = (video.display_width, video.display_height)
+    output_size = _output_size(source_size, job.size, caps)
+    if info.is_image or is_image_path(src) and video.frame_count <= 1:
+        _check_image_output(src, out)
+        return JobPlan(src, out, name, caps, True, source_size, output_size, 0, 1, 1,
+                       Fraction(1), False, notes)
+    sequence = is_sequence_output(out, job.encode.codec)
+    if not sequence:
+        check_output(out, job.encode)
+    elif job.encode.codec.lower() != "png" and out.suffix.lower() not in ("", ".png"):
+        raise UserError(f"{job.encode.codec} cannot write into a folder; give a video file name")
+    times = [t * video.time_base for t in scan(src).pts]
+    first, stop = trim_range(times, job.start_time, job.end_time)
+    chunks = len(plan_chunks(stop - first, caps.chunk_length, caps.overlap,
+                             temporal_multiple=caps.temporal_multiple))
+    return JobPlan(src, out, name, caps, False, source_size, output_size, first, stop, chunks,
+                   video.frame_rate, sequence, notes)
+
+
+def _output_size(source: tuple[int, int], rule: SizeRule, caps: EngineCaps) -> tuple[int, int]:
+    from seedvr_desktop.engine.sizing import output_size
+
+    try:
+        return output_size(source[0], source[1], rule, multiple=caps.size_multiple,
+                           default_scale=caps.default_scale)
+    except ValueError as exc:
+        raise UserError(f"cannot use that output size: {exc}") from exc
+
+
+def _check_image_output(src: Path, out: Path) -> None:
+    from seedvr_desktop.media.images import is_image_path
+
+    if not is_image_path(out):
+        raise UserError(f"{src.name} is a still image; give an image output name such as "
+                        f"{out.with_suffix(src.suffix).name}")
+
+
+def trim_range(times: list[Fraction], start: float | None, end: float | None
+               ) -> tuple[int, int]:
+    """Source frames [first, stop) shown between --start and --end (seconds from the first
+    frame): the picture on screen at `start` is included, pictures starting at `end` are not."""
+    n = len(times)
+    if n == 0:
+        raise MediaError("the video has no frames")
+    if start is not None and start < 0 or end is not None and end < 0:
+        raise UserError("--start and --end must not be negative")
+    t0 = times[0]
+    first = 0
+    if start is not None:
+        first = max(bisect.bisect_right(times, t0 + Fraction(start)) - 1, 0)
+    stop = n
+    if end is not None:
+        stop = bisect.bisect_left(times, t0 + Fraction(end))
+    if stop <= first:
+        raise UserError("--start/--end select no frames")
+    return first, stop
+
+
+def job_fingerprint(job: RestoreJob, plan: JobPlan) -> str:
+    """Identity of everything that shapes the output bytes; resuming needs an exact match."""
+    st = plan.input_path.stat()
+    filt = job.frame_filter
+    data = {
+        "input": [str(plan.input_path.resolve()), st.st_size, st.st_mtime_ns],
+        "engine": plan.engine, "options": job.engine_options, "size": list(plan.output_size),
+        "range": [plan.first_frame, plan.stop_frame], "encode": asdict(job.encode),
+        "seed": job.seed, "version": __version__,
+        "filter": None if filt is None else getattr(filt, "__qualname__", repr(type(filt))),
+    }
+    blob = json.dumps(data, sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:32]
+
+
+def run_restore(job: RestoreJob, cancel: threading.Event | None = None
+                ) -> Iterator[ProgressEvent]:
+    """Restore one input to one output, yielding progress; see the module docstring.
+
+    The last event has stage "done" (message: what was written, damaged frames, notices) or
+    "cancelled". User mistakes raise UserError before anything is written.
+    """
+    cancel = cancel or threading.Event()
+    yield ProgressEvent("probe", 0, 0, message=f"reading {Path(job.input_path).name}")
+    plan = plan_job(job)
+    for note in plan.notes:
+        yield ProgressEvent("probe", 0, plan.frame_count, message=note)
+    if plan.is_image:
+        from seedvr_desktop.engine.still import restore_image
+
+        yield from restore_image(job, plan, cancel)
+        return
+    from seedvr_desktop.engine.video_run import VideoRun
+
+    yield from VideoRun(job, plan, cancel).events()
+
+
+class ProgressMeter:
+    """Frames per second over a sliding window, and the time left at that pace."""
+
+    def __init__(self, total: int, done: int = 0, window: float = 10.0) -> None:
+        self.total = total
+        self.done = done
+        self._window = window
+        self._marks: list[tuple[float, int]] = [(_time.monotonic(), done)]
+
+    def advance(self, frames: int) -> None:
+        self.done += frames
+        now = _time.monotonic()
+        self._marks.append((now, self.done))
+        while len(self._marks) > 2 and now - self._marks[1][0] > self._window:
+            self._marks.pop(0)
+
+    @property
+    def fps(self) -> float:
+        (t0, n0), (t1, n1) = self._marks[0], self._marks[-1]
+        return (n1 - n0) / (t1 - t0) if t1 > t0 else 0.0
+
+    @property
+    def eta(self) -> float | None:
+        fps = self.fps
+        return (self.total - self.done) / fps if fps > 0 else None
+
+    def event(self, stage: str, *, chunk: int = 0, chunks: int = 0, message: str = "",
+              preview: np.ndarray | None = None) -> ProgressEvent:
+        return ProgressEvent(stage, self.done, self.total, self.fps, self.eta, chunk, chunks,
+                             message, preview)
+
+
+__all__ = ["Cancelled", "JobPlan", "ProgressMeter", "job_fingerprint", "plan_job",
+           "run_restore", "trim_range"]

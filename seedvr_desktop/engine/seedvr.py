@@ -1,0 +1,385 @@
+"""The SeedVR / SeedVR2 restoration engine: chunks of frames in, restored frames out.
+
+Per chunk (architecture doc §6, with our changes marked *):
+1. Resize each frame to the output size (antialiased bicubic), [-1, 1], *reflect-pad to /16
+   (the official scripts centre-crop and lose up to 15 border pixels), pad the chunk to 4n+1.
+2. VAE encode in temporal slices (exact streaming), sampling the posterior with *noise keyed to
+   each latent's absolute frame position, so resumed and re-chunked runs get the same noise.
+3. DiT: SeedVR2 one step at t=1000, or SeedVR's Euler steps with classifier-free guidance and a
+   noised condition. *Long chunks are split into overlapping DiT windows of latent frames when
+   memory demands it, blended in latent space (bench/engine.py measures why latent, not pixel).
+4. VAE decode in temporal slices; colour fix against the resized input (default chosen by
+   measurement, see DEFAULT_COLOR_FIX); crop the padding; float32 [0, 1] at the output size.
+
+Memory: settings come from `memory.fit` for the device's budget, and an out-of-memory error in
+any stage retries the chunk with `memory.degrade`d settings instead of failing the job.
+Cancel is checked between slices, steps and DiT blocks, so it takes effect within about one
+block's compute time.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from seedvr_desktop.engine.base import ChunkContext, Engine, EngineCaps, SourceInfo
+from seedvr_desktop.errors import ModelError, UserError
+
+log = logging.getLogger(__name__)
+
+# Chosen by bench/engine.py (see the engine note): wavelet reconstruction keeps the input's
+# colour and brightness exactly in flat areas and leaves the restored detail, while AdaIN and
+# LAB only match global statistics and let local colour drift through.
+DEFAULT_COLOR_FIX = "wavelet"
+COLOR_FIXES = ("wavelet", "adain", "lab", "none")
+CHUNK_FRAMES = 45  # pipeline chunk (4n+1): long enough for temporal consistency, bounded host RAM
+CHUNK_OVERLAP = 4  # frames cross-faded by the pipeline between chunks
+# Stage hook for benchmarks: called with (stage, "start" | "end").
+StageHook = Callable[[str, str], None]
+
+OFFICIAL = {
+    "seedvr2-3b": ("SeedVR2 3B: one-step generative restoration", 300),
+    "seedvr2-7b": ("SeedVR2 7B: one-step generative restoration, more detail", 290),
+    "seedvr2-7b-sharp": ("SeedVR2 7B sharp: one-step, crisper variant", 280),
+    "seedvr-3b": ("SeedVR 3B: 50-step restoration with guidance (slow)", 5),
+    "seedvr-7b": ("SeedVR 7B: 50-step restoration with guidance (very slow)", 4),
+}
+
+
+def seedvr_caps(name: str, description: str) -> EngineCaps:
+    return EngineCaps(name=name, chunk_length=CHUNK_FRAMES, overlap=CHUNK_OVERLAP,
+                      temporal_multiple=4, size_multiple=2, min_chunk_length=1,
+                      needs_download=True, generative=True, description=description)
+
+
+class SeedVREngine(Engine):
+    """One loaded SeedVR model restoring chunks on one device."""
+
+    def __init__(self, name: str = "seedvr", *, model_dir: str | Path | None = None,
+                 device: str = "auto", precision: str | None = "auto",
+                 color_fix: str = DEFAULT_COLOR_FIX,
+                 steps: int | None = None, cfg_scale: float | None = None,
+                 memory_budget_gb: float | None = None, offload: str = "auto",
+                 compile: bool = False, dit_window: int | None = None,
+                 stage_hook: StageHook | None = None, **ignored: Any) -> None:
+        if ignored:
+            log.debug("seedvr engine ignores options %s", sorted(ignored))
+        if color_fix not in COLOR_FIXES:
+            raise UserError(f"unknown colour fix {color_fix!r} (choose {', '.join(COLOR_FIXES)})")
+        if offload not in ("auto", "none", "dit", "stream"):
+            raise UserError(f"unknown offload {offload!r} (choose auto, none, dit, stream)")
+        self.name = name
+        desc = OFFICIAL.get(name, ("SeedVR model from a folder", 0))[0]
+        self.caps = seedvr_caps(name, desc)
+        self.model_dir = Path(model_dir).expanduser() if model_dir else None
+        self.device_name, self.precision_name = device or "auto", precision or "auto"
+        self.color_fix = color_fix
+        self.steps_override, self.cfg_override = steps, cfg_scale
+        self.budget_override = memory_budget_gb
+        self.offload, self.compile, self.forced_window = offload, compile, dit_window
+        self.stage_hook = stage_hook
+        self.model: Any = None
+        self.settings: Any = None
+        self.stage_seconds: dict[str, float] = {}
+        self.stage_peaks: dict[str, int] = {}
+        self.oom_retries: list[tuple[str, str]] = []  # (stage, new settings) per retry
+        self._flops: dict[str, float] = {"dit": 0.0, "vae": 0.0}
+        self._stage_name = ""
+
+    # ------------------------------------------------------------------ model
+    def spec(self) -> Any:
+        """The model folder's description (reads no weights)."""
+        from seedvr_desktop.engine import model_store
+        from seedvr_desktop.engine.seedvr_model import resolve_folder
+
+        if self.model_dir is not None:
+            return resolve_folder(self.model_dir, preset=self.name if self.name in OFFICIAL
+                                  else None)
+        if self.name not in OFFICIAL:
+            raise UserError("the generic seedvr engine needs --model-dir DIR (a SeedVR model "
+                            "folder with a seedvr.json or the official files)")
+        missing = model_store.missing_files(self.name)
+        if missing:
+            raise ModelError(
+                f"{self.name} is not installed ({', '.join(missing)} missing); run "
+                f"`seedvr-desktop models download {self.name}`\n"
+                + model_store.offline_instructions(self.name))
+        return resolve_folder(model_store.model_dir(self.name), preset=self.name)
+
+    def _recipe(self, spec: Any) -> Any:
+        recipe = spec.recipe
+        if self.steps_override:
+            recipe = replace(recipe, steps=int(self.steps_override))
+        if self.cfg_override is not None:
+            recipe = replace(recipe, cfg_scale=float(self.cfg_override))
+        return recipe
+
+    def load(self) -> None:
+        """Resolve the device, read every weight and check it; idempotent."""
+        if self.model is not None:
+            return
+        from seedvr_desktop.engine import device as dev
+        from seedvr_desktop.engine.seedvr_model import load_model
+
+        spec = self.spec()
+        self.choice = dev.resolve(self.device_name, self.precision_name)
+        self.recipe = self._recipe(spec)
+        if self.recipe.cfg_scale != 1.0 and spec.neg_path is None:
+            raise ModelError(f"guided sampling needs neg_emb.pt in {spec.folder}")
+        spec = replace(spec, recipe=self.recipe)
+        start_on_cpu = self.offload in ("dit", "stream") and self.choice.device.type != "cpu"
+        self.model = load_model(spec, device=self.choice.device, dtype=self.choice.dtype,
+                                dit_device=_cpu() if start_on_cpu else None)
+        if self.compile:
+            import torch
+
+            for block in self.model.dit.blocks:
+                block.forward = torch.compile(block.forward)
+        log.info("%s ready on %s (%s)", spec.name, self.choice.label, self.choice.precision)
+
+    def sizes(self) -> Any:
+        from seedvr_desktop.engine.memory import ModelSizes
+
+        spec = self.model.spec if self.model is not None else self.spec()
+        txt = self.model.pos_emb.shape[0] if self.model is not None else 64
+        return ModelSizes.from_configs(spec.dit_config, spec.vae_config, txt)
+
+    # ------------------------------------------------------------------ memory
+    def budget_bytes(self) -> int:
+        """The memory a job may use on the device (see module docs of engine.memory)."""
+        from seedvr_desktop.engine import device as dev
+        from seedvr_desktop.settings import load_settings
+
+        gb = self.budget_override
+        if gb is None or gb <= 0:
+            gb = load_settings().memory_budget_gb or None
+        if gb:
+            return int(float(gb) * (1 << 30))
+        device = self.choice.device
+        own = _resident_bytes(self.model, device) if self.model is not None else 0
+        free = dev.free_memory(device) + own
+        step = 1 << 29  # quantised so the same machine chooses the same settings next time
+        return max(step, min(free, dev.total_memory(device)) // step * step)
+
+    def fit_settings(self, frames: int, width: int, height: int) -> Any:
+        from seedvr_desktop.engine.memory import RunSettings, fit
+
+        device = self.choice.device
+        base = RunSettings()
+        settings = fit(self.sizes(), frames, width, height, self.budget_bytes(),
+                       self.choice.dtype.itemsize, scores=device.type != "cuda", start=base)
+        if device.type == "cpu":  # there is nowhere to offload to
+            settings = replace(settings, offload_dit=False, stream_blocks=False)
+        elif self.offload == "dit":
+            settings = replace(settings, offload_dit=True)
+        elif self.offload == "stream":
+            settings = replace(settings, offload_dit=True, stream_blocks=True)
+        elif self.offload == "none":
+            settings = replace(settings, offload_dit=False, stream_blocks=False)
+        if self.forced_window:
+            settings = replace(settings, dit_window=int(self.forced_window))
+        return settings
+
+    def prepare(self, source: SourceInfo, output_size: tuple[int, int]) -> None:
+        super().prepare(source, output_size)
+        self.load()
+        w, h = output_size
+        self.settings = self.fit_settings(self.caps.chunk_length, w, h)
+        log.info("%s memory plan at %dx%d: %s (budget %.1f GiB)", self.name, w, h,
+                 self.settings.describe(), self.budget_bytes() / (1 << 30))
+
+    # ------------------------------------------------------------------ restoring
+    def restore_chunk(self, frames: np.ndarray, context: ChunkContext,
+                      cancel: threading.Event | None = None) -> np.ndarray:
+        from seedvr_desktop.engine import device as dev
+        from seedvr_desktop.engine.memory import degrade
+        from seedvr_desktop.engine.seedvr_stages import latent_count, valid_frames
+
+        if self.model is None or self.settings is None:
+            self.prepare(getattr(self, "source", None) or _source_of(frames),
+                         getattr(self, "output_size", None) or _size_of(frames))
+        t_lat = latent_count(valid_frames(frames.shape[0]))
+        while True:
+            try:
+                return self._restore(frames, context, cancel, self.settings)
+            except Exception as exc:
+                if not dev.is_out_of_memory(exc):
+                    raise
+                stage = self._stage_name or "dit"
+                self._release()
+                new = degrade(self.settings, stage, t_lat)
+                if new is None:
+                    raise UserError(
+                        f"out of memory in the {stage} stage even with the most frugal "
+                        f"settings ({self.settings.describe()}); choose a smaller output size, "
+                        "close other GPU programs or use --device cpu") from exc
+                log.warning("out of memory during %s; retrying the chunk with %s", stage,
+                            new.describe())
+                self.oom_retries.append((stage, new.describe()))
+                self.settings = new
+
+    def _restore(self, frames: np.ndarray, context: ChunkContext,
+                 cancel: threading.Event | None, settings: Any) -> np.ndarray:
+        from seedvr_desktop.engine import seedvr_run
+
+        run = seedvr_run.ChunkRun(self, frames, context, cancel, settings)
+        with self._stage("encode"):
+            cond = run.encode()
+        with self._stage("dit"):
+            latent = run.denoise(cond)
+        with self._stage("decode"):
+            out = run.decode(latent)
+        # The colour fix runs inside the decode loop (one slice at a time); report it apart.
+        self.stage_seconds["decode"] -= run.color_seconds
+        self.stage_seconds["color"] = self.stage_seconds.get("color", 0.0) + run.color_seconds
+        self._flops["dit"] += run.flops["dit"]
+        self._flops["vae"] += run.flops["vae"]
+        return out
+
+    @contextmanager
+    def _stage(self, name: str) -> Iterator[None]:
+        import torch
+
+        self._stage_name = name
+        cuda = self.choice.device.type == "cuda"
+        if cuda:
+            torch.cuda.reset_peak_memory_stats(self.choice.device)
+        if self.stage_hook:
+            self.stage_hook(name, "start")
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            if cuda:
+                torch.cuda.synchronize(self.choice.device)
+                peak = torch.cuda.max_memory_allocated(self.choice.device)
+                self.stage_peaks[name] = max(self.stage_peaks.get(name, 0), peak)
+            self.stage_seconds[name] = self.stage_seconds.get(name, 0.0) + (
+                time.perf_counter() - t0)
+            if self.stage_hook:
+                self.stage_hook(name, "end")
+        self._stage_name = ""
+
+    def _release(self) -> None:
+        from seedvr_desktop.engine import device as dev
+
+        dit = self.model.dit if self.model is not None else None
+        if dit is not None and hasattr(dit, "clear_cache"):
+            dit.clear_cache()
+        dev.empty_cache(self.choice.device)
+
+    def close(self) -> None:
+        """Store this run's measured speed (for --plan estimates) and drop the weights."""
+        if self.model is not None and self.stage_seconds:
+            from seedvr_desktop.engine import device as dev
+            from seedvr_desktop.engine.memory import record_rates
+
+            s = self.stage_seconds
+            rates = {}
+            if s.get("dit", 0) > 0.05:
+                rates["dit"] = self._flops["dit"] / s["dit"]
+            vae_s = s.get("encode", 0) + s.get("decode", 0)
+            if vae_s > 0.05:
+                rates["vae"] = self._flops["vae"] / vae_s
+            if rates:
+                record_rates(dev.device_key(self.choice.device), self.choice.precision, rates)
+        self.model = None
+
+    # ------------------------------------------------------------------ planning
+    def plan(self, frames: int, output_size: tuple[int, int], chunks: int) -> Any:
+        """Expected peak memory, time and settings for --plan; loads no weights."""
+        from seedvr_desktop.engine import device as dev
+        from seedvr_desktop.engine.memory import Plan, chunk_flops, estimate, load_rates
+
+        spec = self.spec()
+        self.choice = dev.resolve(self.device_name, self.precision_name)
+        recipe = self._recipe(spec)
+        w, h = output_size
+        chunk = min(frames, self.caps.chunk_length)
+        settings = self.fit_settings(chunk, w, h)
+        sizes = self.sizes()
+        nbytes = self.choice.dtype.itemsize
+        peak = estimate(sizes, settings, chunk, w, h, nbytes,
+                        scores=self.choice.device.type != "cuda").peak
+        rates, calibrated = load_rates(dev.device_key(self.choice.device),
+                                       self.choice.precision, self.choice.device.type)
+        fl = chunk_flops(sizes, chunk, w, h, steps=recipe.steps,
+                         guided=recipe.cfg_scale != 1.0)
+        per_chunk = fl["dit"] / rates["dit"] + (fl["encode"] + fl["decode"]) / rates["vae"]
+        return Plan(self.name, spec.name, self.choice.label, self.choice.precision, (w, h),
+                    frames, chunk, chunks, settings, peak, self.budget_bytes(),
+                    per_chunk * chunks, calibrated)
+
+
+def _cpu() -> Any:
+    import torch
+
+    return torch.device("cpu")
+
+
+def _resident_bytes(model: Any, device: Any) -> int:
+    total = 0
+    for module in (model.dit, model.vae):
+        for p in module.parameters():
+            if p.device.type == device.type:
+                total += p.numel() * p.element_size()
+    return total
+
+
+def _source_of(frames: np.ndarray) -> SourceInfo:
+    from fractions import Fraction
+
+    return SourceInfo(frames.shape[2], frames.shape[1], Fraction(25))
+
+
+def _size_of(frames: np.ndarray) -> tuple[int, int]:
+    return frames.shape[2], frames.shape[1]
+
+
+# ------------------------------------------------------------------------------ registration
+def _gpu_hint() -> bool:
+    """A cheap guess whether a GPU is present, without importing torch (registry start-up)."""
+    import glob
+    import os
+    import platform
+
+    if platform.system() == "Darwin":
+        return platform.machine() == "arm64"
+    if platform.system() == "Windows":
+        root = os.environ.get("SystemRoot", r"C:\Windows")
+        return os.path.exists(os.path.join(root, "System32", "nvcuda.dll"))
+    return bool(glob.glob("/dev/nvidia[0-9]*"))
+
+
+def register() -> None:
+    """Register the five official engines and the generic folder engine `seedvr`."""
+    from seedvr_desktop.engine import model_store
+    from seedvr_desktop.engine.registry import register_engine
+
+    gpu = _gpu_hint()
+    for name, (desc, priority) in OFFICIAL.items():
+        caps = seedvr_caps(name, f"{desc} (needs `seedvr-desktop models download {name}`)")
+
+        def factory(_name: str = name, **options: Any) -> SeedVREngine:
+            return SeedVREngine(_name, **options)
+
+        def available(_name: str = name) -> bool:
+            return model_store.is_installed(_name)
+
+        # `auto` prefers SeedVR2 only where a GPU is present; on CPU-only machines it ranks
+        # below the classic engine (priority 10) but stays selectable by name.
+        register_engine(name, factory, caps, available, priority=priority if gpu else 3)
+    register_engine("seedvr", lambda **o: SeedVREngine("seedvr", **o),
+                    seedvr_caps("seedvr", "SeedVR model from a folder (--model-dir DIR)"),
+                    lambda: True, priority=1)
+
+
+register()

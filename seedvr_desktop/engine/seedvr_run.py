@@ -1,0 +1,257 @@
+"""One chunk through the SeedVR stages: encode -> denoise -> decode (+ colour fix).
+
+Split from `seedvr.py` so the engine keeps the policy (devices, memory, retries) and this file
+the tensor work. Every loop checks for cancel; device memory holds one VAE slice (or tile) of
+pixels at a time, the latents of the chunk, and the DiT's working set.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from seedvr_desktop.engine.base import ChunkContext
+from seedvr_desktop.engine.memory import TILE_OVERLAP, chunk_flops
+from seedvr_desktop.engine.seedvr_stages import (
+    TEMPORAL_FACTOR,
+    check_cancel,
+    dit_block_hooks,
+    keyed_noise,
+    latent_count,
+    latent_keys,
+    padded_size,
+    plan_spans,
+    postprocess,
+    preprocess,
+    span_weights,
+    tile_weights,
+    valid_frames,
+)
+from seedvr_desktop.models import diffusion
+from seedvr_desktop.models.color_fix import apply_color_fix
+
+
+class ChunkRun:
+    """The state of one chunk: source frames, geometry, noise keys and the settings to use."""
+
+    def __init__(self, engine: Any, frames: np.ndarray, context: ChunkContext,
+                 cancel: threading.Event | None, settings: Any) -> None:
+        self.engine = engine
+        self.model = engine.model
+        self.device: torch.device = engine.choice.device
+        self.settings = settings
+        self.cancel = cancel
+        self.frames = frames  # (T, H, W, 3) float32 [0, 1] at the source size
+        self.count = frames.shape[0]
+        total = valid_frames(self.count)
+        self.index = np.minimum(np.arange(total), self.count - 1)  # pad with the last frame
+        self.out_w, self.out_h = engine.output_size
+        self.pw, self.ph = padded_size(self.out_w, self.out_h)
+        sf = self.model.vae.config.spatial_factor
+        self.h_lat, self.w_lat = self.ph // sf, self.pw // sf
+        self.t_lat = latent_count(total)
+        self.keys = latent_keys(context.first_frame, self.t_lat)
+        self.seed = int(context.seed)
+        self.flops = {"dit": 0.0, "vae": 0.0}
+        self.color_seconds = 0.0
+        from seedvr_desktop.models.vae.model import VAEOptions
+
+        limit = settings.conv_max_bytes
+        self.options = VAEOptions(encode_slice=settings.encode_slice,
+                                  decode_slice=settings.decode_slice,
+                                  conv_max_bytes=limit, norm_max_bytes=limit)
+
+    # ------------------------------------------------------------------ helpers
+    def _pixels(self, a: int, b: int, dtype: torch.dtype) -> Tensor:
+        """Padded model input (1, 3, b-a, Hp, Wp) for frames [a, b) of the padded chunk."""
+        return preprocess(self.frames[self.index[a:b]], self.out_w, self.out_h, self.device,
+                          dtype)
+
+    def _place_dit(self, for_dit: bool) -> None:
+        """DiT on the device for its stage; on the CPU during VAE work when offloading."""
+        dit, s = self.model.dit, self.settings
+        if self.device.type == "cpu":
+            return
+        if not for_dit:
+            if s.offload_dit or s.stream_blocks:
+                dit.to("cpu")
+            return
+        if s.stream_blocks:
+            for name, child in dit.named_children():
+                if name != "blocks":
+                    child.to(self.device)
+        else:
+            dit.to(self.device)
+
+    def _slices(self, total: int, first: int, step: int) -> list[tuple[int, int]]:
+        bounds = [0, min(first, total)]
+        while bounds[-1] < total:
+            bounds.append(min(bounds[-1] + step, total))
+        return list(zip(bounds[:-1], bounds[1:]))
+
+    # ------------------------------------------------------------------ encode
+    def encode(self) -> Tensor:
+        """Condition latents (T_lat, h, w, 16), scaled for the DiT, float32 on the device."""
+        self._place_dit(False)
+        vae = self.model.vae
+        total = len(self.index)
+        n = self.settings.encode_slice
+        spans = self._slices(total, 1 + n, n)
+        state: Any = None
+        tile_states: dict[tuple[int, int], Any] = {}
+        parts = []
+        for a, b in spans:
+            check_cancel(self.cancel)
+            x = self._pixels(a, b, vae.dtype)
+            if self.settings.tile:
+                mean, logvar = self._encode_tiled(x, tile_states)
+            else:
+                post, state = vae.encode_slice(x, state, self.options)
+                mean, logvar = post.mean, post.logvar
+            la = 0 if a == 0 else (a - 1) // TEMPORAL_FACTOR + 1
+            lb = la + mean.shape[2]
+            eps = keyed_noise(self.seed, "posterior", self.keys[la:lb],
+                              (mean.shape[1], self.h_lat, self.w_lat))  # (t, C, h, w)
+            eps = eps.permute(1, 0, 2, 3).unsqueeze(0).to(self.device)
+            z = mean.float() + torch.exp(0.5 * logvar.float()) * eps
+            parts.append(z)
+            del x, mean, logvar
+        z = torch.cat(parts, dim=2)  # (1, C, T_lat, h, w)
+        self.flops["vae"] += self._sizes_flops()["encode"]
+        return vae.to_dit_latent(z).float()
+
+    def _encode_tiled(self, x: Tensor, states: dict[tuple[int, int], Any]) -> tuple[Tensor, Tensor]:
+        """Approximate spatial tiling: encode overlapping pixel tiles, blend their posteriors."""
+        vae = self.model.vae
+        sf = vae.config.spatial_factor
+        tile = self.settings.tile
+        rows = plan_spans(self.h_lat, tile, TILE_OVERLAP)
+        cols = plan_spans(self.w_lat, tile, TILE_OVERLAP)
+        mean = logvar = None
+        for i, (r0, r1) in enumerate(rows):
+            for j, (c0, c1) in enumerate(cols):
+                check_cancel(self.cancel)
+                part = x[..., r0 * sf:r1 * sf, c0 * sf:c1 * sf]
+                post, states[(i, j)] = vae.encode_slice(part, states.get((i, j)), self.options)
+                if mean is None:
+                    shape = (*post.mean.shape[:3], self.h_lat, self.w_lat)
+                    mean = torch.zeros(shape, device=self.device)
+                    logvar = torch.zeros(shape, device=self.device)
+                w = tile_weights(rows, cols, i, j).to(self.device)
+                mean[..., r0:r1, c0:c1] += post.mean.float() * w
+                logvar[..., r0:r1, c0:c1] += post.logvar.float() * w
+        assert mean is not None and logvar is not None
+        return mean, logvar
+
+    # ------------------------------------------------------------------ denoise
+    def denoise(self, cond: Tensor) -> Tensor:
+        """Restored latents (T_lat, h, w, 16) from condition latents, window by window."""
+        self._place_dit(True)
+        m, engine = self.model, self.engine
+        recipe = engine.recipe
+        dit = m.dit
+        pos = m.pos_emb.to(self.device, dit.dtype)
+        neg = m.neg_emb.to(self.device, dit.dtype) if m.neg_emb is not None else None
+        timesteps = diffusion.sampling_timesteps(recipe.steps, device=self.device)
+        window = self.settings.dit_window or self.t_lat
+        spans = plan_spans(self.t_lat, window, self.settings.dit_overlap)
+        out = torch.zeros_like(cond)
+        stream = self.device if self.settings.stream_blocks else None
+        with dit_block_hooks(dit, self.cancel, stream), torch.inference_mode():
+            for i, (a, b) in enumerate(spans):
+                check_cancel(self.cancel)
+                c = cond[a:b]
+                shape = (self.h_lat, self.w_lat, c.shape[-1])
+                noise = keyed_noise(self.seed, "noise", self.keys[a:b], shape).to(self.device)
+                if recipe.cond_noise_scale > 0:
+                    aug = keyed_noise(self.seed, "aug", self.keys[a:b], shape).to(self.device)
+                    c = diffusion.noise_condition(c, aug, recipe.cond_noise_scale)
+                predict = diffusion.guided(
+                    self._predictor(c, pos), self._predictor(c, neg) if neg is not None else None,
+                    recipe.cfg_scale, recipe.cfg_rescale)
+                z = diffusion.euler_sample(noise, timesteps, predict)
+                out[a:b] += z * span_weights(spans, i).to(self.device)[:, None, None, None]
+        fl = chunk_flops(engine.sizes(), TEMPORAL_FACTOR * (window - 1) + 1,
+                         self.out_w, self.out_h, steps=recipe.steps,
+                         guided=recipe.cfg_scale != 1.0)
+        self.flops["dit"] += fl["dit"] * len(spans)
+        return out
+
+    def _predictor(self, cond: Tensor, txt: Tensor) -> Any:
+        dit = self.model.dit
+        t_, h, w, _ = cond.shape
+        vid_shape = torch.tensor([[t_, h, w]], dtype=torch.long, device=self.device)
+        txt_shape = torch.tensor([[txt.shape[0]]], dtype=torch.long, device=self.device)
+
+        def predict(x: Tensor, t: Tensor) -> Tensor:
+            check_cancel(self.cancel)
+            vid = diffusion.dit_input(x, cond).reshape(-1, x.shape[-1] + cond.shape[-1] + 1)
+            v = dit(vid, txt, vid_shape, txt_shape, t.reshape(1).float())
+            return v.reshape(x.shape).float()
+
+        return predict
+
+    # ------------------------------------------------------------------ decode
+    def decode(self, latent: Tensor) -> np.ndarray:
+        """(T, out_h, out_w, 3) float32 [0, 1]: decoded, colour-fixed, padding cropped."""
+        self._place_dit(False)
+        vae = self.model.vae
+        z = vae.from_dit_latent(latent)  # (1, C, T_lat, h, w)
+        out = np.empty((self.count, self.out_h, self.out_w, 3), np.float32)
+        n = self.settings.decode_slice
+        state: Any = None
+        states: dict[tuple[int, int], Any] = {}
+        frame = 0
+        for la, lb in self._slices(self.t_lat, 1 + n, n):
+            check_cancel(self.cancel)
+            part = z[:, :, la:lb]
+            if self.settings.tile:
+                px = self._decode_tiled(part, states)
+            else:
+                px, state = vae.decode_slice(part, state, self.options)
+            f = px.shape[2]
+            if frame < self.count:
+                t0 = time.perf_counter()
+                ref = self._pixels(frame, frame + f, torch.float32)
+                fixed = apply_color_fix(self.engine.color_fix,
+                                        px[0].float().transpose(0, 1), ref[0].transpose(0, 1))
+                keep = min(f, self.count - frame)
+                out[frame:frame + keep] = postprocess(
+                    fixed.transpose(0, 1).unsqueeze(0), self.out_w, self.out_h)[:keep]
+                self.color_seconds += time.perf_counter() - t0
+                del ref, fixed
+            frame += f
+            del px
+        self.flops["vae"] += self._sizes_flops()["decode"]
+        return out
+
+    def _decode_tiled(self, z: Tensor, states: dict[tuple[int, int], Any]) -> Tensor:
+        """Approximate spatial tiling: decode overlapping latent tiles, blend the pixels."""
+        vae = self.model.vae
+        sf = vae.config.spatial_factor
+        tile = self.settings.tile
+        rows = plan_spans(self.h_lat, tile, TILE_OVERLAP)
+        cols = plan_spans(self.w_lat, tile, TILE_OVERLAP)
+        prow = [(a * sf, b * sf) for a, b in rows]
+        pcol = [(a * sf, b * sf) for a, b in cols]
+        out = None
+        for i, (r0, r1) in enumerate(rows):
+            for j, (c0, c1) in enumerate(cols):
+                check_cancel(self.cancel)
+                px, states[(i, j)] = vae.decode_slice(z[..., r0:r1, c0:c1], states.get((i, j)),
+                                                      self.options)
+                if out is None:
+                    out = torch.zeros((*px.shape[:3], self.ph, self.pw), device=self.device)
+                w = tile_weights(prow, pcol, i, j).to(self.device)
+                out[..., r0 * sf:r1 * sf, c0 * sf:c1 * sf] += px.float() * w
+        assert out is not None
+        return out
+
+    def _sizes_flops(self) -> dict[str, float]:
+        return chunk_flops(self.engine.sizes(), len(self.index), self.out_w, self.out_h,
+                           steps=1, guided=False)

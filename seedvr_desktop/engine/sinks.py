@@ -1,0 +1,144 @@
+"""Where restored frames go: encoded video segments, or PNG frames, under the job's journal.
+
+Both sinks have the same life cycle, driven by the pipeline: `open(n)` a segment, `write`
+frames, `close()` it (complete on disk, ready to be journaled), and finally `finalize()` the
+whole output from the journaled segments. `abort()` drops only the unfinished segment.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from collections.abc import Callable
+from fractions import Fraction
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from seedvr_desktop.errors import UserError
+from seedvr_desktop.media.writer import SegmentEncoder, VideoParams, image_to_array
+
+if TYPE_CHECKING:
+    from seedvr_desktop.engine.journal import Journal
+    from seedvr_desktop.media.remux import MuxRequest
+
+log = logging.getLogger(__name__)
+
+FRAMES_DIR = "frames"
+
+
+class SegmentSink:
+    """Video output: one SegmentEncoder per journaled segment, muxed at the end."""
+
+    def __init__(self, journal: Journal, params: VideoParams) -> None:
+        self.journal = journal
+        self.params = params
+        self._encoder: SegmentEncoder | None = None
+
+    def open(self, number: int) -> None:
+        path = self.journal.segment_path(number, self.params.spec.segment_format)
+        self._encoder = SegmentEncoder(path, self.params)
+
+    def write(self, image: np.ndarray, time: Fraction) -> None:
+        assert self._encoder is not None
+        self._encoder.write_image(image, time)
+
+    def write_frame(self, frame: Any, time: Fraction) -> None:
+        """A decoded PyAV picture, encoded without the RGB round trip (pass-through path)."""
+        assert self._encoder is not None
+        self._encoder.write_frame(frame, time)
+
+    def close(self) -> str:
+        assert self._encoder is not None
+        self._encoder.close()
+        name = self._encoder.path.name
+        self._encoder = None
+        return name
+
+    def abort(self) -> None:
+        if self._encoder is not None:
+            self._encoder.abort()
+            self._encoder = None
+
+    def finalize(self, request: Callable[[list[Path]], MuxRequest]) -> list[str]:
+        from seedvr_desktop.media.remux import mux_output
+
+        return mux_output(request(self.journal.segment_files()))
+
+
+def sequence_pattern(output: Path) -> tuple[Path, str]:
+    """(folder, printf-style file name) for a PNG-sequence output path.
+
+    `out/` or `out` (no extension) -> out/frame_%06d.png; `shot_%04d.png` is used as given;
+    `shot.png` -> shot_%06d.png beside it. Numbers start at 1, as FFmpeg's image2 does.
+    """
+    if output.is_dir() or output.suffix == "":
+        return output, "frame_%06d.png"
+    if output.suffix.lower() != ".png":
+        raise UserError(f"PNG frames need a folder or a .png name, not {output.name}")
+    if re.search(r"%0?\d*d", output.name):
+        return output.parent, output.name
+    return output.parent, f"{output.stem}_%06d.png"
+
+
+class PngSink:
+    """PNG-sequence output: frames are written into the work folder, moved in at the end."""
+
+    def __init__(self, journal: Journal, output: Path, bit_depth: int, overwrite: bool) -> None:
+        self.journal = journal
+        self.folder, self.pattern = sequence_pattern(output)
+        self.bit_depth = bit_depth
+        self.overwrite = overwrite
+        self._staging = journal.folder / FRAMES_DIR
+        self._staging.mkdir(exist_ok=True)
+        self._written: list[Path] = []
+        self._next = journal.last.frames_done if journal.last else 0
+
+    def first_existing(self, count: int) -> Path | None:
+        """An output frame that already exists (refused without overwrite)."""
+        for i in range(count):
+            path = self.folder / (self.pattern % (i + 1))
+            if path.exists():
+                return path
+        return None
+
+    def open(self, number: int) -> None:
+        self._written = []
+
+    def write(self, image: np.ndarray, time: Fraction) -> None:
+        import cv2
+
+        data = image_to_array(image, 8 if self.bit_depth <= 8 else 16)
+        name = self.pattern % (self._next + 1)
+        path = self._staging / name
+        if not cv2.imwrite(os.fspath(path), cv2.cvtColor(data, cv2.COLOR_RGB2BGR)):
+            raise OSError(f"could not write {path}")
+        self._written.append(path)
+        self._next += 1
+
+    def write_frame(self, frame: Any, time: Fraction) -> None:
+        self.write(frame.to_ndarray(format="rgb24"), time)
+
+    def close(self) -> str:
+        self._written = []
+        return ""
+
+    def abort(self) -> None:
+        for path in self._written:
+            path.unlink(missing_ok=True)
+        self._next -= len(self._written)
+        self._written = []
+
+    def finalize(self, request: Callable[[list[Path]], MuxRequest]) -> list[str]:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        total = self._next
+        if not self.overwrite:
+            existing = self.first_existing(total)
+            if existing is not None:
+                raise UserError(f"{existing} already exists; use --overwrite to replace it")
+        for i in range(total):
+            name = self.pattern % (i + 1)
+            os.replace(self._staging / name, self.folder / name)
+        return [f"wrote {total} PNG frames as {self.folder / self.pattern}"]

@@ -1,0 +1,386 @@
+"""One video restore, chunk by chunk, journaled into segments (driven by `run_restore`).
+
+Flow per chunk: read the chunk's source frames (overlap frames come from a small buffer, not
+from a second decode), pad to a valid length, restore, trim the padding, blend the overlap with
+the previous chunk, and encode the frames the blender has finished. A segment is closed at the
+first chunk boundary after SEGMENT_SECONDS of output, then journaled with the blender's tail, so
+`--resume` continues from the next chunk exactly as an uninterrupted run would have.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time as _time
+from collections import deque
+from collections.abc import Iterator
+from fractions import Fraction
+from typing import Any
+
+import numpy as np
+
+from seedvr_desktop.engine.base import ChunkContext, ProgressEvent, SourceInfo
+from seedvr_desktop.engine.journal import Journal, SegmentRecord
+from seedvr_desktop.engine.job import RestoreJob
+from seedvr_desktop.engine.pipeline import (
+    SEGMENT_SECONDS,
+    SEGMENT_SECONDS_GENERATIVE,
+    JobPlan,
+    ProgressMeter,
+    job_fingerprint,
+)
+from seedvr_desktop.errors import Cancelled
+
+log = logging.getLogger(__name__)
+
+_EVENT_INTERVAL = 0.25  # seconds between progress events when chunks are tiny
+_PREVIEW_INTERVAL = 1.0  # seconds between preview pictures
+
+
+class VideoRun:
+    """State of one running video job; `events()` is the generator `run_restore` yields."""
+
+    def __init__(self, job: RestoreJob, plan: JobPlan, cancel: threading.Event) -> None:
+        from seedvr_desktop.media.probe import probe
+
+        self.job = job
+        self.plan = plan
+        self.cancel = cancel
+        self.info = probe(plan.input_path)
+        self.video = self.info.video
+        assert self.video is not None
+        self.sink: Any = None
+        self.journal: Journal | None = None
+        self.damaged = 0
+        self._read_upto = 0  # relative index of the first source frame not yet read
+        self._last_event = 0.0
+        self._last_preview = 0.0
+
+    # ------------------------------------------------------------------ setup
+
+    def _passthrough(self) -> bool:
+        """Whether decoded pictures can go straight to the encoder (see passthrough.py)."""
+        v, p = self.video, self.plan
+        return (p.engine == "none" and not p.sequence and self.job.frame_filter is None
+                and p.output_size == (v.width, v.height) and v.rotation == 0
+                and v.sample_aspect_ratio == 1 and v.bit_depth <= 8
+                and self.job.encode.bit_depth <= 8)
+
+    def _origin(self, times: list[Fraction]) -> Fraction:
+        """Source time that becomes output time 0: 0 keeps the source timing untouched; a
+        trimmed job starts at its first frame."""
+        return times[self.plan.first_frame] if self.job.start_time is not None else Fraction(0)
+
+    def _make_sink(self, journal: Journal, fast: bool) -> Any:
+        from seedvr_desktop.engine.passthrough import passthrough_pix_fmt
+        from seedvr_desktop.engine.sinks import PngSink, SegmentSink
+        from seedvr_desktop.media.writer import VideoParams, codec_spec, time_base_for
+
+        job, v = self.job, self.video
+        if self.plan.sequence:
+            depth = job.encode.bit_depth if job.encode.codec.lower() == "png" else 8
+            return PngSink(journal, self.plan.output_path, depth, job.overwrite)
+        width, height = self.plan.output_size
+        params = VideoParams.from_settings(
+            job.encode, width=width, height=height, frame_rate=self.plan.frame_rate,
+            time_base=time_base_for(self.plan.frame_rate, v.time_base), color=v.color,
+            source_height=v.height)
+        if fast:
+            pix = passthrough_pix_fmt(v.pix_fmt, codec_spec(job.encode.codec).encoder,
+                                      job.encode.bit_depth)
+            if pix:
+                from dataclasses import replace
+
+                params = replace(params, pix_fmt=pix)
+        return SegmentSink(journal, params)
+
+    def _check_existing(self) -> None:
+        from seedvr_desktop.media.writer import refuse_existing
+
+        if not self.plan.sequence:
+            refuse_existing(self.plan.output_path, self.job.overwrite)
+
+    # ------------------------------------------------------------------ main generator
+
+    def events(self) -> Iterator[ProgressEvent]:
+        from seedvr_desktop.engine import registry
+        from seedvr_desktop.media.reader import VideoReader
+
+        plan, job = self.plan, self.job
+        self._check_existing()
+        fast = self._passthrough()
+        yield ProgressEvent("probe", 0, plan.frame_count, message=f"starting {plan.engine}")
+        engine = None if fast else registry.create_engine(plan.engine, **job.engine_options)
+        journal, note = Journal.open(plan.output_path, job_fingerprint(job, plan),
+                                     resume=job.resume)
+        self.journal = journal
+        if note:
+            yield ProgressEvent("probe", 0, plan.frame_count, message=note)
+        reader: Any = None
+        try:
+            if fast:
+                from seedvr_desktop.engine.passthrough import PassthroughReader
+
+                reader = PassthroughReader(plan.input_path)
+            else:
+                reader = VideoReader(plan.input_path, apply_rotation=True, apply_sar=True,
+                                     high_bit_depth=self.video.bit_depth > 8)
+            times = reader.frame_times()
+            origin = self._origin(times)
+            self.sink = self._make_sink(journal, fast)
+            if self.plan.sequence and not job.overwrite:
+                existing = self.sink.first_existing(plan.frame_count)
+                if existing is not None:
+                    from seedvr_desktop.errors import UserError
+
+                    raise UserError(f"{existing} already exists; use --overwrite to replace it")
+            if engine is not None:
+                engine.prepare(SourceInfo(
+                    reader.width, reader.height, plan.frame_rate, self.video.interlaced,
+                    self.video.field_order, self.video.bit_depth, False), plan.output_size)
+            cuts = yield from self._cuts(reader, engine)
+            chunks = self._chunks(cuts, fast)
+            del times
+            yield from self._restore(reader, engine, chunks, origin)
+            yield ProgressEvent("finalize", plan.frame_count, plan.frame_count,
+                                message="writing the output file")
+            notices = self.sink.finalize(lambda segs: self._mux_request(segs, origin, reader))
+        except (Cancelled, GeneratorExit) as exc:
+            self._stop(keep=True)
+            if isinstance(exc, GeneratorExit):
+                raise
+            done = journal.last.frames_done if journal.last else 0
+            kept = (f"; {done} finished frames kept for --resume in {journal.folder.name}"
+                    if journal.last else "")
+            yield ProgressEvent("cancelled", done, plan.frame_count,
+                                message=f"cancelled{kept}")
+            return
+        except BaseException:
+            self._stop(keep=True)
+            raise
+        finally:
+            if reader is not None:
+                reader.close()
+            if engine is not None:
+                engine.close()
+        journal.remove()
+        if job.post_process is not None:
+            job.post_process(plan.output_path)
+        yield ProgressEvent("done", plan.frame_count, plan.frame_count,
+                            message=self._summary(notices))
+
+    def _stop(self, keep: bool) -> None:
+        """Drop the unfinished segment; keep the journal only if it holds finished work."""
+        if self.sink is not None:
+            self.sink.abort()
+        if self.journal is not None and not (keep and self.journal.last):
+            self.journal.remove()
+
+    def _summary(self, notices: list[str]) -> str:
+        parts = [f"wrote {self.plan.output_path} ({self.plan.frame_count} frames, "
+                 f"engine {self.plan.engine})"]
+        if self.damaged:
+            parts.append(f"{self.damaged} damaged frame(s) replaced by the previous picture")
+        parts.extend(notices)
+        return "; ".join(parts)
+
+    def _mux_request(self, segments: list[Any], origin: Fraction, reader: Any) -> Any:
+        from seedvr_desktop.media.remux import MuxRequest
+
+        job, plan = self.job, self.plan
+        times = reader.frame_times()
+        start = origin if job.start_time is not None else None
+        end = times[plan.stop_frame] if plan.stop_frame < len(times) else None
+        return MuxRequest(segments=segments, target=plan.output_path, params=self.sink.params,
+                          source=plan.input_path, origin=origin, start=start, end=end,
+                          audio=job.encode.audio, subtitles=job.encode.subtitles,
+                          overwrite=job.overwrite)
+
+    # ------------------------------------------------------------------ planning
+
+    def _cuts(self, reader: Any, engine: Any) -> Iterator[ProgressEvent]:
+        """Scene cuts (relative frame indices) from the journal or a detection pass.
+
+        Skipped when chunks are single frames without overlap: no chunk can cross a cut then.
+        """
+        caps = self.plan.caps
+        journal = self.journal
+        assert journal is not None
+        if engine is None or (caps.overlap == 0 and caps.chunk_length <= 1):
+            return []
+        if "cuts" in journal.extra:
+            return [int(c) for c in journal.extra["cuts"]]
+        from seedvr_desktop.engine.scenecut import CutDetector
+
+        detector = CutDetector()
+        cuts: list[int] = []
+        first, total = self.plan.first_frame, self.plan.frame_count
+        meter = ProgressMeter(total)
+        for vf in reader.frames(first, self.plan.stop_frame):
+            if self.cancel.is_set():
+                raise Cancelled()
+            rel = vf.index - first
+            if detector.feed(rel, vf.image) and rel > 0:
+                cuts.append(rel)
+            meter.advance(1)
+            if self._due():
+                yield meter.event("probe", message="finding scene cuts")
+        journal.set_extra(cuts=cuts)
+        return cuts
+
+    def _chunks(self, cuts: list[int], fast: bool) -> list[Any]:
+        from seedvr_desktop.engine.chunking import plan_chunks
+
+        caps = self.plan.caps
+        if fast:
+            return []  # the pass-through path streams frames without chunk plans
+        return plan_chunks(self.plan.frame_count, caps.chunk_length, caps.overlap,
+                           temporal_multiple=caps.temporal_multiple, cuts=cuts)
+
+    def _segment_target(self) -> int:
+        caps = self.plan.caps
+        seconds = SEGMENT_SECONDS_GENERATIVE if caps.generative else SEGMENT_SECONDS
+        return max(caps.chunk_length, round(float(self.plan.frame_rate) * seconds), 1)
+
+    def _due(self) -> bool:
+        now = _time.monotonic()
+        if now - self._last_event >= _EVENT_INTERVAL:
+            self._last_event = now
+            return True
+        return False
+
+    # ------------------------------------------------------------------ restoring
+
+    def _restore(self, reader: Any, engine: Any, chunks: list[Any], origin: Fraction
+                 ) -> Iterator[ProgressEvent]:
+        if engine is None:
+            yield from self._restore_passthrough(reader, origin)
+        else:
+            yield from self._restore_chunks(reader, engine, chunks, origin)
+
+    def _begin(self) -> tuple[int, int]:
+        """(next chunk, frames done) from the journal; opens the first segment to write."""
+        assert self.journal is not None
+        last = self.journal.last
+        self.sink.open(len(self.journal.segments))
+        if last is None:
+            return 0, 0
+        self.damaged = last.damaged
+        return last.next_chunk, last.frames_done
+
+    def _commit(self, next_chunk: int, frames_done: int, frames: int, tail: Any,
+                more: bool) -> None:
+        assert self.journal is not None
+        name = self.sink.close()
+        self.journal.commit(SegmentRecord(name, frames, next_chunk, frames_done, self.damaged),
+                            tail)
+        if more:
+            self.sink.open(len(self.journal.segments))
+
+    def _restore_passthrough(self, reader: Any, origin: Fraction) -> Iterator[ProgressEvent]:
+        """Engine "none" at the source size: decoded pictures go straight to the encoder."""
+        plan = self.plan
+        start, done = self._begin()
+        first, total = plan.first_frame, plan.frame_count
+        target = self._segment_target()
+        meter = ProgressMeter(total, done)
+        in_segment = 0
+        for vf in reader.frames(first + done, plan.stop_frame):
+            if self.cancel.is_set():
+                raise Cancelled()
+            self.damaged += vf.damaged
+            self.sink.write_frame(vf.image.frame, vf.time - origin)
+            in_segment += 1
+            done += 1
+            meter.advance(1)
+            if in_segment >= target or done == total:
+                self._commit(done, done, in_segment, None, more=done < total)
+                in_segment = 0
+            if self._due() or done == total:
+                yield meter.event("restore", chunk=done, chunks=total,
+                                  preview=self._preview(vf.image))
+
+    def _restore_chunks(self, reader: Any, engine: Any, chunks: list[Any], origin: Fraction
+                        ) -> Iterator[ProgressEvent]:
+        from seedvr_desktop.engine.chunking import OverlapBlender
+
+        plan, job = self.plan, self.job
+        assert self.journal is not None
+        next_chunk, done = self._begin()
+        tail = self.journal.tail_state()
+        blender = (OverlapBlender.from_state(tail) if tail is not None
+                   else OverlapBlender(plan.caps.overlap, done))
+        first, total = plan.first_frame, plan.frame_count
+        self._read_upto = chunks[next_chunk - 1].stop if next_chunk > 0 else 0
+        # Resume reads again from the first frame not yet written: the blender's held tail
+        # needs those frames' times (and the next chunk's overlap needs their pictures).
+        frames = reader.frames(first + done, plan.stop_frame)
+        buffer: deque[Any] = deque()  # VideoFrames of the current chunk (and its overlap)
+        pending: dict[int, Fraction] = {}  # output time of frames the blender still holds
+        target = self._segment_target()
+        meter = ProgressMeter(total, done)
+        in_segment = 0
+        scale = 1.0 / (65535.0 if reader.dtype == np.uint16 else 255.0)
+        for cp in chunks[next_chunk:]:
+            if self.cancel.is_set():
+                raise Cancelled()
+            while not buffer or buffer[-1].index - first < cp.stop - 1:
+                vf = next(frames)
+                rel = vf.index - first
+                if rel >= self._read_upto:
+                    self.damaged += vf.damaged
+                    self._read_upto = rel + 1
+                buffer.append(vf)
+                pending[rel] = vf.time - origin
+            while buffer[0].index - first < cp.start:
+                buffer.popleft()
+            batch = _stack(buffer, cp.pad, scale)  # (T, H, W, 3) float32
+            context = ChunkContext(index=cp.index, first_frame=first + cp.start, seed=job.seed)
+            restored = engine.restore_chunk(batch, context, self.cancel)
+            restored = restored[: cp.stop - cp.start]
+            last_frame = None
+            for rel, image in blender.push(cp, restored):
+                out_time = pending.pop(rel)
+                if job.frame_filter is not None:
+                    image = job.frame_filter(rel, out_time, image)
+                self.sink.write(image, out_time)
+                last_frame = image
+                in_segment += 1
+                done += 1
+            if cp.index == len(chunks) - 1:
+                for rel, image in blender.flush():
+                    out_time = pending.pop(rel)
+                    if job.frame_filter is not None:
+                        image = job.frame_filter(rel, out_time, image)
+                    self.sink.write(image, out_time)
+                    last_frame = image
+                    in_segment += 1
+                    done += 1
+            meter.advance(done - meter.done)
+            last = cp.index == len(chunks) - 1
+            if in_segment >= target or last:
+                state = None if last else blender.state()
+                self._commit(cp.index + 1, done, in_segment, state, more=not last)
+                in_segment = 0
+            if self._due() or last:
+                yield meter.event("restore", chunk=cp.index + 1, chunks=len(chunks),
+                                  preview=self._preview(last_frame))
+
+    def _preview(self, image: Any) -> np.ndarray | None:
+        now = _time.monotonic()
+        if image is None or now - self._last_preview < _PREVIEW_INTERVAL:
+            return None
+        self._last_preview = now
+        if hasattr(image, "to_rgb"):
+            return image.to_rgb()
+        if image.dtype == np.uint8:
+            return image
+        return (np.clip(image, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+
+
+def _stack(buffer: deque[Any], pad: int, scale: float) -> np.ndarray:
+    """Source frames of a chunk as float32 [0, 1], with `pad` repeats of the last frame."""
+    images = [vf.image for vf in buffer]
+    images.extend([images[-1]] * pad)
+    batch = np.stack(images)  # (T, H, W, 3) uint8 or uint16
+    return np.multiply(batch, scale, dtype=np.float32)

@@ -1,0 +1,300 @@
+"""Assemble the final output: encoded video segments + the source's audio and subtitles.
+
+Audio and subtitle packets are copied untouched (bit-exact payloads) whenever the output
+container can carry the codec; damaged audio packets are copied too, which keeps the sound the
+decoder can still play. Only when the container cannot carry a codec, or the user asks for it,
+is audio transcoded (see `audio.py`), with a notice.
+
+Timeline: `origin` is the source time (seconds, the source container's clock) that becomes
+output time 0. Untrimmed jobs use origin 0, so every stream keeps its exact source timing
+(including AAC priming packets that start before 0). A trimmed job sets origin to the first
+output frame's time and copies the packets that overlap [start, end).
+"""
+
+from __future__ import annotations
+
+import heapq
+import io
+import logging
+import os
+import uuid
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+from seedvr_desktop.media.writer import CONTAINER_FORMATS, VideoParams, refuse_existing
+
+log = logging.getLogger(__name__)
+
+# Container metadata that describes the old file's muxer rather than the content.
+_SKIP_METADATA = {"major_brand", "minor_version", "compatible_brands", "encoder", "duration"}
+
+
+@dataclass
+class MuxRequest:
+    """What `mux_output` needs to build one output file."""
+
+    segments: Sequence[Path]  # video-only segment files, in order
+    target: Path
+    params: VideoParams
+    source: Path | None = None  # where audio/subtitles/metadata come from
+    origin: Fraction = Fraction(0)  # source time mapped to output time 0 (seconds)
+    start: float | Fraction | None = None  # source window for audio/subtitles (seconds)
+    end: float | Fraction | None = None
+    audio: str = "copy"  # copy | transcode | none
+    subtitles: bool = True
+    overwrite: bool = False
+
+
+# Matroska would otherwise shift *every* stream when one audio packet starts before 0 (AC-3 and
+# MP3 from MP4 sources do), moving the video off its source timing; negative block times are
+# legal there and read back exactly.
+_MUX_OPTIONS = {"matroska": {"avoid_negative_ts": "disabled"}}
+
+Timed = tuple[float, Any]  # (decode time in seconds, packet)
+
+
+def temp_path_for(target: Path, tag: str = "tmp") -> Path:
+    """A hidden, unique file name in the target's folder, so the final rename stays atomic."""
+    return target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.{tag}")
+
+
+def mux_output(req: MuxRequest) -> list[str]:
+    """Write the output to a temporary file and rename it onto `req.target`; returns notices.
+
+    Raises UserError if the target appeared meanwhile and overwrite is off. On any failure the
+    temporary file is removed and an existing target is left as it was.
+    """
+    import av
+
+    if not req.segments:
+        raise ValueError("no video segments to mux")
+    fmt = CONTAINER_FORMATS[req.target.suffix.lower()]
+    tmp = temp_path_for(req.target)
+    notices: list[str] = []
+    try:
+        with av.open(os.fspath(req.segments[0])) as first, \
+                av.open(os.fspath(tmp), "w", format=fmt, options=_MUX_OPTIONS.get(fmt, {})) as out:
+            template = first.streams.video[0]
+            extradata = template.codec_context.extradata
+            vstream = _add_video_stream(out, template, req.params, fmt)
+            src = av.open(os.fspath(req.source)) if req.source else None
+            try:
+                handlers = _source_handlers(src, out, req, fmt, notices) if src else []
+                if src is not None:
+                    _copy_metadata(src, out)
+                streams: list[Iterator[Timed]] = [
+                    _video_packets(req.segments, vstream, extradata)]
+                if handlers:
+                    streams.append(_source_packets(src, handlers, req))
+                for _, packet in heapq.merge(*streams, key=lambda item: item[0]):
+                    out.mux(packet)
+                for handler in handlers:
+                    notices.extend(handler.notices())
+            finally:
+                if src is not None:
+                    src.close()
+        refuse_existing(req.target, req.overwrite)
+        os.replace(tmp, req.target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return notices
+
+
+def _add_video_stream(out: Any, template: Any, params: VideoParams, fmt: str) -> Any:
+    stream = out.add_stream_from_template(template)
+    if fmt != "matroska":  # Matroska always counts in milliseconds
+        stream.time_base = template.time_base
+    if params.spec.key == "h265" and fmt in ("mp4", "mov"):
+        stream.codec_context.codec_tag = "hvc1"  # the tag Apple players require for HEVC
+    if params.rotation:
+        # PyAV takes counter-clockwise degrees; our rotation is clockwise for display.
+        stream.set_display_rotation(-params.rotation)
+    return stream
+
+
+def _video_packets(paths: Sequence[Path], stream: Any, extradata: bytes | None
+                   ) -> Iterator[Timed]:
+    """Packets of all segments in order, with decode timestamps kept strictly increasing."""
+    import av
+
+    last_dts: int | None = None
+    for path in paths:
+        with av.open(os.fspath(path)) as seg:
+            sstream = seg.streams.video[0]
+            if sstream.codec_context.extradata != extradata:
+                raise RuntimeError(f"segment {path.name} was encoded with different settings")
+            for packet in seg.demux(sstream):
+                if packet.size == 0:
+                    continue  # end-of-stream marker
+                if packet.dts is None:
+                    packet.dts = packet.pts
+                if last_dts is not None and packet.dts <= last_dts:
+                    # Only possible when a segment's first key frame has a larger reorder delay
+                    # than the previous segment's tail; one tick keeps the muxer happy.
+                    log.debug("segment %s: dts %s nudged after %s", path.name, packet.dts,
+                              last_dts)
+                    packet.dts = last_dts + 1
+                last_dts = packet.dts
+                packet.stream = stream
+                yield float(packet.dts * sstream.time_base), packet
+
+
+@dataclass
+class _Window:
+    """The source window in a stream's own ticks; None means open-ended."""
+
+    offset: int  # origin in ticks
+    start: int | None
+    end: int | None
+
+    @classmethod
+    def make(cls, time_base: Fraction, req: MuxRequest) -> _Window:
+        def ticks(t: float | Fraction | None) -> int | None:
+            return None if t is None else round(Fraction(t) / time_base)
+
+        return cls(ticks(req.origin) or 0, ticks(req.start), ticks(req.end))
+
+    def overlaps(self, ts: int, duration: int) -> bool:
+        if self.start is not None and ts + max(duration, 1) <= self.start:
+            return False
+        return not (self.end is not None and ts >= self.end)
+
+    def past_end(self, ts: int) -> bool:
+        return self.end is not None and ts >= self.end
+
+
+class _CopyHandler:
+    """Copies one audio or subtitle stream's packets unchanged, shifted onto the output clock."""
+
+    def __init__(self, in_stream: Any, out_stream: Any, req: MuxRequest) -> None:
+        self.in_stream = in_stream
+        self.out_stream = out_stream
+        self.window = _Window.make(in_stream.time_base, req)
+        self.time_base = in_stream.time_base
+        self._last_ts: int | None = None
+        self.done = False
+
+    def handle(self, packet: Any) -> list[Any]:
+        ts = packet.pts if packet.pts is not None else packet.dts
+        if ts is None:
+            if self._last_ts is None:
+                return []
+            ts = self._last_ts + 1  # timestamp-less packet (some AVIs): right after the last one
+            packet.pts = packet.dts = ts
+        if packet.dts is None:
+            packet.dts = ts
+        self._last_ts = ts
+        if self.window.past_end(ts):
+            self.done = True
+            return []
+        if not self.window.overlaps(ts, packet.duration or 0):
+            return []
+        packet.pts = ts - self.window.offset
+        packet.dts -= self.window.offset
+        packet.stream = self.out_stream
+        return [packet]
+
+    def flush(self) -> list[Any]:
+        return []
+
+    def notices(self) -> list[str]:
+        return []
+
+
+def _can_carry(fmt: str, template: Any) -> bool:
+    """Whether container `fmt` accepts a stream-copy of `template` (a header is dry-run)."""
+    import av
+
+    try:
+        with av.open(io.BytesIO(), "w", format=fmt) as probe:
+            probe.add_stream_from_template(template)
+            probe.start_encoding()
+        return True
+    except Exception as exc:  # PyAV raises ValueError or FFmpeg errors here
+        log.debug("%s cannot carry %s: %s", fmt, template.codec_context.name, exc)
+        return False
+
+
+def _source_handlers(src: Any, out: Any, req: MuxRequest, fmt: str,
+                     notices: list[str]) -> list[Any]:
+    from seedvr_desktop.media.audio import AudioTranscoder
+
+    handlers: list[Any] = []
+    if req.audio != "none":
+        for k, stream in enumerate(src.streams.audio):
+            lang = stream.metadata.get("language")
+            label = f"audio track {k + 1}" + (f" ({lang})" if lang else "")
+            name = stream.codec_context.name
+            if req.audio == "copy" and _can_carry(fmt, stream):
+                out_stream = out.add_stream_from_template(stream)
+                handlers.append(_CopyHandler(stream, out_stream, req))
+            else:
+                try:
+                    handler = AudioTranscoder(stream, out, fmt, req)
+                except Exception as exc:
+                    notices.append(f"{label} ({name}) dropped: cannot be transcoded ({exc})")
+                    continue
+                handlers.append(handler)
+                if req.audio == "copy":
+                    notices.append(f"{label}: {fmt} cannot carry {name}; transcoded to "
+                                   f"{handler.codec_name}")
+            _copy_stream_metadata(stream, handlers[-1].out_stream)
+    if req.subtitles:
+        for k, stream in enumerate(src.streams.subtitles):
+            name = stream.codec_context.name
+            if _can_carry(fmt, stream):
+                out_stream = out.add_stream_from_template(stream)
+                _copy_stream_metadata(stream, out_stream)
+                handlers.append(_CopyHandler(stream, out_stream, req))
+            else:
+                notices.append(f"subtitle track {k + 1} ({name}) not copied: {fmt} cannot "
+                               "carry it (use .mkv)")
+    return handlers
+
+
+def _copy_stream_metadata(src_stream: Any, out_stream: Any) -> None:
+    for key in ("language", "title", "handler_name"):
+        value = src_stream.metadata.get(key)
+        if value:
+            out_stream.metadata[key] = value
+    disposition = getattr(src_stream, "disposition", None)
+    if disposition is not None:
+        try:
+            out_stream.disposition = disposition
+        except (AttributeError, TypeError, ValueError):
+            pass
+
+
+def _copy_metadata(src: Any, out: Any) -> None:
+    for key, value in src.metadata.items():
+        if key.lower() not in _SKIP_METADATA:
+            out.metadata[key] = value
+
+
+def _source_packets(src: Any, handlers: list[Any], req: MuxRequest) -> Iterator[Timed]:
+    """Demux the source once, passing each packet to its stream's handler."""
+    by_index = {h.in_stream.index: h for h in handlers}
+    if req.start is not None and float(req.start) > 2.0:
+        # Jump near the window instead of demuxing everything before it; the handlers filter
+        # packets precisely, so landing a bit early is harmless.
+        src.seek(int((float(req.start) - 2.0) * 1_000_000), backward=True, any_frame=False)
+    for packet in src.demux(*[h.in_stream for h in handlers]):
+        handler = by_index.get(packet.stream.index)
+        if handler is None:
+            continue
+        for out_packet in handler.handle(packet):
+            yield _packet_time(out_packet), out_packet
+        if all(h.done for h in handlers):
+            break
+    for handler in handlers:
+        for out_packet in handler.flush():
+            yield _packet_time(out_packet), out_packet
+
+
+def _packet_time(packet: Any) -> float:
+    ts = packet.dts if packet.dts is not None else packet.pts
+    return float(ts * packet.time_base) if ts is not None else 0.0

@@ -1,0 +1,140 @@
+"""Windowed multi-modal attention (official NaSwinAttention) on plain PyTorch SDPA.
+
+Each window of each sample forms one attention segment: the window's video tokens followed by all
+text tokens of that sample; every token attends to every token of its segment (no mask, scale
+1/sqrt(head_dim)). Segments of equal shape are stacked and run as one batched
+`scaled_dot_product_attention` call, which is how variable-length attention is done here without
+flash-attn. Video outputs go back to their token positions; each text token gets one output per
+window of its sample and keeps their mean.
+
+Precision: like the official code, q, k and v are cast to bfloat16 before the attention whatever
+the model dtype, and the result is returned as bfloat16 then cast back. In float32 models the
+attention itself is computed in float32 on those bf16 values (the reference's CPU semantics);
+otherwise it is computed in bf16 (the GPU flash-attention semantics).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from seedvr_desktop.models.dit.config import DiTConfig
+from seedvr_desktop.models.dit.layers import MMPair, RMSNorm, mm_apply
+from seedvr_desktop.models.dit.packing import Packing, SegmentGroup, WindowPlan
+from seedvr_desktop.models.dit.rope import Rope3d, apply_rope
+
+
+class WindowAttention(nn.Module):
+    """Attention of one block: qkv projection, qk RMS norm, RoPE, windowed SDPA, out projection.
+
+    Submodule names and order (proj_qkv, proj_out, norm_q, norm_k, rope) give the official
+    state-dict keys, e.g. `blocks.0.attn.proj_qkv.vid.weight`, `blocks.10.attn.norm_q.all.weight`.
+    """
+
+    def __init__(self, cfg: DiTConfig, index: int) -> None:
+        super().__init__()
+        shared = cfg.layer_is_shared(index)
+        dim, inner, head_dim = cfg.vid_dim, cfg.inner_dim, cfg.head_dim
+        self.heads = cfg.heads
+        self.head_dim = head_dim
+        self.window = tuple(cfg.window[index])
+        self.method = cfg.window_method[index]
+        self.text_rope = cfg.is_v2  # v1 rotates video only
+        self.proj_qkv = MMPair(lambda: nn.Linear(dim, 3 * inner, bias=cfg.qk_bias), shared=shared)
+        self.proj_out = MMPair(lambda: nn.Linear(inner, dim), shared=shared)
+        # v1 never shares the qk norms; v2 shares them in the `.all.` layers.
+        self.norm_q = MMPair(lambda: RMSNorm(head_dim, cfg.norm_eps, affine=True), shared=shared)
+        self.norm_k = MMPair(lambda: RMSNorm(head_dim, cfg.norm_eps, affine=True), shared=shared)
+        kind = "mmrope3d" if cfg.is_v2 else "pixel"
+        self.rope = Rope3d(kind, head_dim, cfg.rope_dim)
+
+    def forward(self, vid: Tensor, txt: Tensor, packing: Packing) -> tuple[Tensor, Tensor]:
+        """vid (L, dim), txt (Lt, dim) -> attention outputs after proj_out, same shapes."""
+        h, d = self.heads, self.head_dim
+        vid_qkv, txt_qkv = mm_apply(self.proj_qkv, vid, txt)
+        # (L, 3·H·D) laid out as (q|k|v, head, channel).
+        vid_q, vid_k, vid_v = vid_qkv.view(-1, 3, h, d).unbind(1)
+        txt_q, txt_k, txt_v = txt_qkv.view(-1, 3, h, d).unbind(1)
+        vid_q, txt_q = mm_apply(self.norm_q, vid_q, txt_q)
+        vid_k, txt_k = mm_apply(self.norm_k, vid_k, txt_k)
+
+        plan = packing.window_plan(self.window, self.method, self.rope.kind)
+        cos, sin = self._vid_tables(packing, plan)
+        vid_q = apply_rope(vid_q, cos, sin)
+        vid_k = apply_rope(vid_k, cos, sin)
+        if self.text_rope:
+            src, tcos, tsin = self._txt_tables(packing, plan)
+            txt_q = apply_rope(txt_q.index_select(0, src), tcos, tsin)
+            txt_k = apply_rope(txt_k.index_select(0, src), tcos, tsin)
+
+        vid_out, txt_out = windowed_attention(
+            vid_q, vid_k, vid_v, txt_q, txt_k, txt_v, plan, packing
+        )
+        return mm_apply(self.proj_out, vid_out.flatten(1), txt_out.flatten(1))
+
+    # Per-token cos/sin tables depend only on the partition and the frequency values, which
+    # are the same in every block of a released checkpoint: caching by value shares them.
+    def _vid_tables(self, packing: Packing, plan: WindowPlan) -> tuple[Tensor, Tensor]:
+        key = ("rope_vid", self.window, self.method, self.rope.kind, self.rope.freq_key())
+        return packing.cached(key, lambda: self.rope.cos_sin(plan.vid_pos))
+
+    def _txt_tables(self, packing: Packing, plan: WindowPlan) -> tuple[Tensor, Tensor, Tensor]:
+        counts = plan.windows_per_sample
+        key = ("rope_txt", counts, self.rope.kind, self.rope.freq_key())
+
+        def build() -> tuple[Tensor, Tensor, Tensor]:
+            src, pos = packing.txt_rope_rows(counts)
+            cos, sin = self.rope.cos_sin(pos[:, None].expand(-1, 3))
+            return src, cos, sin
+
+        return packing.cached(key, build)
+
+
+def windowed_attention(
+    vid_q: Tensor,
+    vid_k: Tensor,
+    vid_v: Tensor,
+    txt_q: Tensor,
+    txt_k: Tensor,
+    txt_v: Tensor,
+    plan: WindowPlan,
+    packing: Packing,
+) -> tuple[Tensor, Tensor]:
+    """Attention over all segments of a plan.
+
+    Inputs are (L, H, D) video and (Lt, H, D) text tensors in packed order (RoPE applied).
+    Returns video outputs (L, H, D) in the same order and text outputs (Lt, H, D), each text
+    output being the mean over the windows of its sample.
+    """
+    out_dtype = vid_q.dtype
+    compute = torch.float32 if out_dtype == torch.float32 else torch.bfloat16
+    heads, dim = vid_q.shape[1], vid_q.shape[2]
+    vid_out = vid_q.new_empty(vid_q.shape)
+    copies = vid_q.new_empty((plan.txt_copy_len, heads, dim))
+    for group in plan.groups:
+        q = _segments(vid_q, txt_q, group, compute)  # (n, H, S+Lt, D)
+        k = _segments(vid_k, txt_k, group, compute)
+        v = _segments(vid_v, txt_v, group, compute)
+        out = _sdpa(q, k, v)
+        out = out.transpose(1, 2).to(torch.bfloat16).to(out_dtype)  # (n, S+Lt, H, D)
+        s = group.vid_idx.shape[1]
+        vid_out[group.vid_idx.reshape(-1)] = out[:, :s].reshape(-1, heads, dim)
+        copies[group.txt_slot.reshape(-1)] = out[:, s:].reshape(-1, heads, dim)
+    txt_out = [
+        copies[base : base + n_txt * n_win].view(n_txt, n_win, heads, dim).mean(1)
+        for base, n_txt, n_win in zip(
+            plan.txt_copy_base, packing.txt_lens, plan.windows_per_sample
+        )
+    ]
+    return vid_out, txt_out[0] if len(txt_out) == 1 else torch.cat(txt_out)
+
+
+def _segments(vid: Tensor, txt: Tensor, group: SegmentGroup, compute: torch.dtype) -> Tensor:
+    """Gather the group's segments as (n, H, S+Lt, D), through bf16 as the official code does."""
+    seg = torch.cat((vid[group.vid_idx], txt[group.txt_idx]), dim=1)  # (n, S+Lt, H, D)
+    return seg.to(torch.bfloat16).to(compute).transpose(1, 2)
+
+
+def _sdpa(q: Tensor, k: Tensor, v: Tensor) -> Tensor:
+    return torch.ops.aten._scaled_dot_product_attention_math(q, k, v)[0]

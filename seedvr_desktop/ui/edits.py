@@ -1,0 +1,102 @@
+"""Turns gestures from the panels into undoable project commands.
+
+Timeline, inspector, playhead marks and the importer all report *what the user asked for*; this
+controller translates that into `project.commands` and pushes them through the session (which
+shows a rejected edit as a message and changes nothing).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+
+from PySide6.QtCore import QObject
+
+from seedvr_desktop.project import commands as cmd
+from seedvr_desktop.project.model import Caption, Clip, RestoreSettings
+from seedvr_desktop.ui.media_import import ImportReport
+from seedvr_desktop.ui.session import ProjectSession
+from seedvr_desktop.ui.timeline_model import ClipSpan
+
+NEW_CAPTION_SECONDS = 3.0
+NEW_CAPTION_TEXT = "New caption"
+
+
+class EditController(QObject):
+    """Edit operations by name; `spans()` gives the current timeline layout."""
+
+    def __init__(self, session: ProjectSession, spans: Callable[[], list[ClipSpan]],
+                 parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.session = session
+        self._spans = spans
+
+    def _span(self, clip_id: str) -> ClipSpan | None:
+        return next((s for s in self._spans() if s.clip_id == clip_id), None)
+
+    # ---------------------------------------------------------------- media
+    def add_imported(self, report: ImportReport) -> int:
+        """One clip per imported file (re-dropping a known file adds another clip of it)."""
+        known = {str(m.path): m for m in self.session.project.media}
+        added = 0
+        for ref in report.imported:
+            media = known.get(str(ref.path))
+            clip = Clip(media_id=media.id if media else ref.id, name=ref.path.stem)
+            if self.session.push(cmd.AddClip(clip, media=None if media else ref)):
+                known.setdefault(str(ref.path), ref)
+                added += 1
+        return added
+
+    def remove_clip(self, clip_id: str) -> None:
+        if clip_id:
+            self.session.push(cmd.RemoveClip(clip_id))
+
+    def trim(self, clip_id: str, first: int, stop: int | None) -> None:
+        self.session.push(cmd.TrimClip(clip_id, first, stop))
+
+    def rename(self, clip_id: str, name: str) -> None:
+        self.session.push(cmd.RenameClip(clip_id, name))
+
+    def set_prompt(self, clip_id: str, prompt: str) -> None:
+        self.session.push(cmd.SetClipPrompt(clip_id, prompt))
+
+    def set_restore(self, settings: RestoreSettings, clip_id: str | None) -> None:
+        """Project defaults, or (with `clip_id`) the fields where the clip differs from them."""
+        project = self.session.project
+        if clip_id:
+            base = project.restore
+            overrides = {f.name: getattr(settings, f.name) for f in dataclasses.fields(base)
+                         if getattr(settings, f.name) != getattr(base, f.name)}
+            if overrides != project.clip_by_id(clip_id).restore:
+                self.session.push(cmd.SetClipRestore(clip_id, overrides), merge=True)
+        elif settings != project.restore:
+            self.session.push(cmd.SetRestoreDefaults(settings))
+
+    # ---------------------------------------------------------------- captions
+    def add_caption(self, clip_id: str, t: float) -> tuple[str, float] | None:
+        """A caption starting at timeline time `t`; returns (clip id, its timeline start)."""
+        span = self._span(clip_id)
+        if span is None:
+            return None
+        start = max(0.0, min(t - span.start, span.duration - 0.1))
+        end = min(span.duration, start + NEW_CAPTION_SECONDS)
+        if self.session.push(cmd.AddCaption(clip_id, Caption(start, end, NEW_CAPTION_TEXT))):
+            return clip_id, span.start + start
+        return None
+
+    def edit_caption_text(self, clip_id: str, index: int, text: str) -> None:
+        old = self.session.project.clip_by_id(clip_id).captions[index]
+        self.session.push(cmd.EditCaption(clip_id, index, dataclasses.replace(old, text=text)))
+
+    def retime_caption(self, clip_id: str, index: int, start: float, end: float) -> None:
+        """New timeline times for a caption (stored relative to the clip's in-point)."""
+        span = self._span(clip_id)
+        if span is None:
+            return
+        old = self.session.project.clip_by_id(clip_id).captions[index]
+        rel_start = max(0.0, start - span.start)
+        new = dataclasses.replace(old, start=rel_start, end=max(rel_start + 0.1, end - span.start))
+        self.session.push(cmd.EditCaption(clip_id, index, new))
+
+    def remove_caption(self, clip_id: str, index: int) -> None:
+        self.session.push(cmd.RemoveCaption(clip_id, index))

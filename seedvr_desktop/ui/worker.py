@@ -1,0 +1,275 @@
+"""The restoration worker: one parentless QObject living on its own QThread.
+
+It owns the engine and keeps it (and its loaded model) between jobs, because loading a diffusion
+model takes far longer than a preview chunk. It talks to the GUI only through signals carrying
+plain data (job ids, `ProgressEvent` dataclasses, numpy frames, strings). Control flows the other
+way through thread-safe `threading.Event`s rather than queued slots: while a job runs the worker's
+event loop is busy, and cancel must still be seen within a second (the pipeline checks the event
+between chunks and engines inside long chunks).
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import threading
+import uuid
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from PySide6.QtCore import QObject, QThread, Signal, Slot
+
+from seedvr_desktop.engine.base import Engine, ProgressEvent
+from seedvr_desktop.engine.job import RestoreJob, SizeRule
+from seedvr_desktop.errors import Cancelled, UserError
+
+log = logging.getLogger(__name__)
+
+PAUSE_POLL_SECONDS = 0.1
+
+
+@dataclass(frozen=True)
+class PreviewRequest:
+    """Restore one engine chunk of `path` around `center` (source frame indices)."""
+
+    path: Path
+    center: int
+    first: int = 0  # the clip's in-point: the chunk stays inside [first, stop)
+    stop: int | None = None
+    engine: str = "auto"
+    engine_options: dict[str, object] = field(default_factory=dict)
+    size: SizeRule = field(default_factory=SizeRule)
+    seed: int = 666
+
+
+@dataclass
+class _Job:
+    job_id: str
+    payload: RestoreJob | PreviewRequest
+    cancel: threading.Event = field(default_factory=threading.Event)
+    running: threading.Event = field(default_factory=threading.Event)  # cleared = paused
+
+    def __post_init__(self) -> None:
+        self.running.set()
+
+
+class RestoreWorker(QObject):
+    """Runs jobs one after another on the worker thread; create it without a parent."""
+
+    started = Signal(str)  # job id
+    progressed = Signal(str, object)  # job id, ProgressEvent
+    chunk_ready = Signal(str, int, object)  # job id, first source frame, (T, H, W, 3) uint8
+    finished = Signal(str, str)  # job id, output path ("" for previews)
+    failed = Signal(str, str)  # job id, one-line message for the user
+    cancelled = Signal(str)  # job id
+
+    def __init__(self) -> None:
+        super().__init__(None)
+        self._lock = threading.Lock()
+        self._pending: deque[_Job] = deque()
+        self._jobs: dict[str, _Job] = {}
+        self._shutdown = threading.Event()
+        self._engine: Engine | None = None
+        self._engine_key: tuple | None = None
+        self.engine_loads = 0  # how many times an engine was created (tests check reuse)
+
+    # ------------------------------------------------------------ any thread
+    def enqueue(self, payload: RestoreJob | PreviewRequest, job_id: str | None = None) -> str:
+        job = _Job(job_id or uuid.uuid4().hex[:10], payload)
+        with self._lock:
+            self._pending.append(job)
+            self._jobs[job.job_id] = job
+        return job.job_id
+
+    def cancel(self, job_id: str) -> bool:
+        """Cancel a queued or running job. A queued job is dropped and reported at once."""
+        with self._lock:
+            job = self._jobs.get(job_id)
+            if job is None:
+                return False
+            job.cancel.set()
+            job.running.set()  # a paused job must wake up to notice
+            queued = job in self._pending
+            if queued:
+                self._pending.remove(job)
+                del self._jobs[job_id]
+        if queued:
+            self.cancelled.emit(job_id)
+        return True
+
+    def set_paused(self, job_id: str, paused: bool) -> bool:
+        with self._lock:
+            job = self._jobs.get(job_id)
+        if job is None:
+            return False
+        if paused:
+            job.running.clear()
+        else:
+            job.running.set()
+        return True
+
+    def cancel_all(self) -> None:
+        with self._lock:
+            ids = list(self._jobs)
+        for job_id in ids:
+            self.cancel(job_id)
+
+    def request_shutdown(self) -> None:
+        self._shutdown.set()
+        self.cancel_all()
+
+    def busy(self) -> bool:
+        with self._lock:
+            return bool(self._jobs)
+
+    # ------------------------------------------------------------ worker thread
+    @Slot()
+    def drain(self) -> None:
+        """Run queued jobs until none is left (invoked through a queued signal)."""
+        while not self._shutdown.is_set():
+            with self._lock:
+                job = self._pending.popleft() if self._pending else None
+            if job is None:
+                return
+            try:
+                self._run(job)
+            finally:
+                with self._lock:
+                    self._jobs.pop(job.job_id, None)
+
+    def _run(self, job: _Job) -> None:
+        self.started.emit(job.job_id)
+        try:
+            if isinstance(job.payload, PreviewRequest):
+                self._run_preview(job, job.payload)
+            else:
+                self._run_export(job, job.payload)
+        except Cancelled:
+            self.cancelled.emit(job.job_id)
+        except UserError as exc:
+            self.failed.emit(job.job_id, str(exc))
+        except MemoryError:
+            self._drop_engine()
+            self.failed.emit(job.job_id, "out of memory: try a smaller memory budget or size")
+        except Exception as exc:  # a bug must reach the user as a message, never a crash
+            log.exception("job %s failed", job.job_id)
+            self.failed.emit(job.job_id, f"internal error: {exc}")
+
+    def _wait_while_paused(self, job: _Job) -> None:
+        while not job.running.wait(PAUSE_POLL_SECONDS):
+            if job.cancel.is_set() or self._shutdown.is_set():
+                break
+        if job.cancel.is_set():
+            raise Cancelled()
+
+    def _run_export(self, job: _Job, restore_job: RestoreJob) -> None:
+        from seedvr_desktop.engine.pipeline import run_restore
+
+        kwargs: dict[str, object] = {}
+        if "engine" in inspect.signature(run_restore).parameters:
+            # The pipeline accepts a ready engine: reuse the loaded model across jobs.
+            kwargs["engine"] = self._engine_for(restore_job.engine, restore_job.engine_options)
+        events = run_restore(restore_job, job.cancel, **kwargs)
+        last: ProgressEvent | None = None
+        try:
+            for event in events:
+                last = event
+                self.progressed.emit(job.job_id, event)
+                self._wait_while_paused(job)
+        finally:
+            events.close()
+        if job.cancel.is_set() or (last is not None and last.stage == "cancelled"):
+            raise Cancelled()
+        self.finished.emit(job.job_id, str(restore_job.output_path))
+
+    def _run_preview(self, job: _Job, request: PreviewRequest) -> None:
+        from seedvr_desktop.ui.preview_render import render_preview_chunk
+
+        engine = self._engine_for(request.engine, request.engine_options)
+        first, frames = render_preview_chunk(engine, request, job.cancel)
+        if job.cancel.is_set():
+            raise Cancelled()
+        self.chunk_ready.emit(job.job_id, first, frames)
+        self.finished.emit(job.job_id, "")
+
+    def _engine_for(self, name: str, options: dict[str, object]) -> Engine:
+        from seedvr_desktop.engine.registry import create_engine, resolve_auto
+
+        if name == "auto":
+            name = resolve_auto()
+        key = (name, tuple(sorted((k, repr(v)) for k, v in options.items())))
+        if self._engine is None or key != self._engine_key:
+            self._drop_engine()
+            self._engine = create_engine(name, **options)
+            self._engine_key = key
+            self.engine_loads += 1
+        return self._engine
+
+    def _drop_engine(self) -> None:
+        engine, self._engine, self._engine_key = self._engine, None, None
+        if engine is not None:
+            try:
+                engine.close()
+            except Exception:
+                log.warning("closing the engine failed", exc_info=True)
+
+    @Slot()
+    def release_engine(self) -> None:
+        """Free the model (runs on the worker thread, after the current job)."""
+        self._drop_engine()
+
+
+class WorkerHost(QObject):
+    """GUI-side owner of the worker thread: submit, pause, cancel and a clean shutdown."""
+
+    _wake = Signal()
+    _release = Signal()
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.worker = RestoreWorker()
+        self.thread = QThread()
+        self.thread.setObjectName("restore-worker")
+        self.worker.moveToThread(self.thread)
+        self._wake.connect(self.worker.drain)
+        self._release.connect(self.worker.release_engine)
+        self.thread.start()
+        self._closed = False
+
+    def submit(self, payload: RestoreJob | PreviewRequest, job_id: str | None = None) -> str:
+        if self._closed:
+            raise UserError("the application is closing; no new jobs are accepted")
+        job_id = self.worker.enqueue(payload, job_id)
+        self._wake.emit()
+        return job_id
+
+    def cancel(self, job_id: str) -> bool:
+        return self.worker.cancel(job_id)
+
+    def pause(self, job_id: str) -> bool:
+        return self.worker.set_paused(job_id, True)
+
+    def resume(self, job_id: str) -> bool:
+        return self.worker.set_paused(job_id, False)
+
+    def busy(self) -> bool:
+        return self.worker.busy()
+
+    def release_engine(self) -> None:
+        self._release.emit()
+
+    def shutdown(self, timeout_ms: int = 10_000) -> bool:
+        """Cancel everything, stop the thread and wait for it; True when it stopped in time."""
+        if self._closed:
+            return True
+        self._closed = True
+        self.worker.request_shutdown()
+        self.thread.quit()
+        stopped = self.thread.wait(timeout_ms)
+        if stopped:
+            self.worker.release_engine()  # thread is gone: safe to call directly
+        else:
+            log.error("the restore worker did not stop within %d ms", timeout_ms)
+        return bool(stopped)
+

@@ -1,0 +1,124 @@
+"""The restore worker on its QThread: engine reuse, cancel latency, failures, clean shutdown."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PySide6.QtCore import QObject
+
+from seedvr_desktop.engine.job import RestoreJob
+from seedvr_desktop.media.reader import VideoReader
+from seedvr_desktop.ui.worker import PreviewRequest, WorkerHost
+from tests.ui.conftest import INVERT, SLOW, InvertEngine, wait_until
+
+pytestmark = pytest.mark.gui
+
+
+class Recorder(QObject):
+    """Collects every worker signal as (name, args) in arrival order, on the GUI thread
+    (slots of a GUI-thread QObject, as the app's controllers receive them)."""
+
+    def __init__(self, host: WorkerHost) -> None:
+        super().__init__()
+        self.events: list[tuple[str, tuple]] = []
+        w = host.worker
+        w.started.connect(self._on_started)
+        w.progressed.connect(self._on_progressed)
+        w.chunk_ready.connect(self._on_chunk_ready)
+        w.finished.connect(self._on_finished)
+        w.failed.connect(self._on_failed)
+        w.cancelled.connect(self._on_cancelled)
+
+    def _on_started(self, job_id: str) -> None:
+        self.events.append(("started", (job_id,)))
+
+    def _on_progressed(self, job_id: str, event: object) -> None:
+        self.events.append(("progressed", (job_id, event)))
+
+    def _on_chunk_ready(self, job_id: str, first: int, frames: object) -> None:
+        self.events.append(("chunk_ready", (job_id, first, frames)))
+
+    def _on_finished(self, job_id: str, output: str) -> None:
+        self.events.append(("finished", (job_id, output)))
+
+    def _on_failed(self, job_id: str, message: str) -> None:
+        self.events.append(("failed", (job_id, message)))
+
+    def _on_cancelled(self, job_id: str) -> None:
+        self.events.append(("cancelled", (job_id,)))
+
+    def of(self, name: str, job_id: str) -> list[tuple]:
+        return [args for n, args in self.events if n == name and args[0] == job_id]
+
+    def ended(self, job_id: str) -> bool:
+        return any(self.of(n, job_id) for n in ("finished", "failed", "cancelled"))
+
+
+@pytest.fixture
+def host(qtbot, test_engines):
+    h = WorkerHost()
+    yield h
+    assert h.shutdown(5000)
+
+
+def test_preview_restores_one_chunk_and_keeps_the_engine(host, qtbot, small_clip: Path) -> None:
+    rec = Recorder(host)
+    first = host.submit(PreviewRequest(small_clip, center=20, engine=INVERT))
+    second = host.submit(PreviewRequest(small_clip, center=40, engine=INVERT))
+    wait_until(qtbot, lambda: rec.ended(first) and rec.ended(second))
+    (_, start, frames), = rec.of("chunk_ready", first)
+    assert frames.dtype == np.uint8 and frames.ndim == 4
+    assert start <= 20 < start + len(frames)
+    with VideoReader(small_clip) as reader:
+        source = reader.read(start).image.astype(int)
+    assert np.abs((255 - source) - frames[0].astype(int)).max() <= 1  # inverted, same size
+    (_, start2, frames2), = rec.of("chunk_ready", second)
+    assert start2 + len(frames2) == 48, "the window is kept inside the clip"
+    assert InvertEngine.instances == 1, "one engine instance serves both previews"
+    assert [n for n, a in rec.events if a[0] == first] == ["started", "chunk_ready", "finished"]
+
+
+def test_cancel_of_a_running_chunk_is_answered_within_a_second(host, qtbot,
+                                                               small_clip: Path) -> None:
+    rec = Recorder(host)
+    job = host.submit(PreviewRequest(small_clip, center=10, engine=SLOW))
+    queued = host.submit(PreviewRequest(small_clip, center=30, engine=SLOW))
+    wait_until(qtbot, lambda: rec.of("started", job))
+    qtbot.wait(200)
+    assert host.cancel(queued)
+    # A job that never started is reported at once, while the running one keeps going.
+    wait_until(qtbot, lambda: rec.of("cancelled", queued), 0.5)
+    assert not rec.ended(job)
+    t0 = time.perf_counter()
+    host.cancel(job)
+    wait_until(qtbot, lambda: rec.ended(job), 3)
+    assert time.perf_counter() - t0 < 1.0
+    assert rec.of("cancelled", job) and not rec.of("chunk_ready", job)
+    assert not rec.of("started", queued)
+
+
+def test_user_errors_arrive_as_one_line_messages(host, qtbot, tmp_path: Path) -> None:
+    rec = Recorder(host)
+    missing = host.submit(PreviewRequest(tmp_path / "gone.mp4", center=0, engine=INVERT))
+    bad_engine = host.submit(RestoreJob(tmp_path / "gone.mp4", tmp_path / "out.mp4",
+                                        engine="no-such-engine"))
+    wait_until(qtbot, lambda: rec.ended(missing) and rec.ended(bad_engine))
+    for job in (missing, bad_engine):
+        ((_, message),) = rec.of("failed", job)
+        assert message and "\n" not in message and "Traceback" not in message
+
+
+def test_shutdown_while_busy_cancels_and_joins(qtbot, test_engines, small_clip: Path) -> None:
+    host = WorkerHost()
+    rec = Recorder(host)
+    job = host.submit(PreviewRequest(small_clip, center=10, engine=SLOW))
+    wait_until(qtbot, lambda: rec.of("started", job))
+    t0 = time.perf_counter()
+    assert host.shutdown(5000)
+    assert time.perf_counter() - t0 < 1.0
+    assert host.thread.isFinished()
+    with pytest.raises(Exception, match="closing"):
+        host.submit(PreviewRequest(small_clip, center=10, engine=SLOW))
