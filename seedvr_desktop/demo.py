@@ -73,7 +73,7 @@ def degrade(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
     h, w = image.shape[:2]
     small = cv2.resize(image, (w // 2, h // 2), interpolation=cv2.INTER_AREA).astype(np.float32)
-    small += rng.normal(0.0, 9.0, small.shape).astype(np.float32)
+    small += rng.normal(0.0, 7.0, small.shape).astype(np.float32)
     return np.clip(small, 0, 255).astype(np.uint8)
 
 
@@ -102,7 +102,7 @@ def make_sample(path: Path, seed: int = 1987) -> Path:
         video = out.add_stream("libx264", rate=FPS)
         video.width, video.height, video.pix_fmt = w, h, "yuv420p"
         # A high fixed quantiser and no deblocking filter: visible 8x8 blocks, like old codecs.
-        video.codec_context.options = {"qp": "38", "preset": "veryfast",
+        video.codec_context.options = {"qp": "32", "preset": "veryfast",
                                        "x264-params": "no-deblock=1"}
         audio = out.add_stream("aac", rate=SAMPLE_RATE)
         audio.codec_context.layout = "stereo"
@@ -130,14 +130,16 @@ def make_sample(path: Path, seed: int = 1987) -> Path:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from seedvr_desktop.cli_progress import run_job_with_progress
-    from seedvr_desktop.engine.job import RestoreJob
+    from seedvr_desktop.engine.job import RestoreJob, SizeRule
 
     output: Path = args.output
     sample = sample_path_for(output)
     if args.regenerate or not sample.exists():
         print(f"making sample clip {sample}")
         make_sample(sample)
-    job = RestoreJob(input_path=sample, output_path=output, engine=args.engine, overwrite=True)
+    # The sample is stored at half resolution, so the demo restores it back to full size.
+    job = RestoreJob(input_path=sample, output_path=output, engine=args.engine,
+                     size=SizeRule(scale=2.0), overwrite=True)
     code = run_job_with_progress(job)
     if code == 0:
         print(f"sample: {sample}\nrestored: {output}")

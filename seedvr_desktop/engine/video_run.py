@@ -22,13 +22,8 @@ import numpy as np
 from seedvr_desktop.engine.base import ChunkContext, ProgressEvent, SourceInfo
 from seedvr_desktop.engine.journal import Journal, SegmentRecord
 from seedvr_desktop.engine.job import RestoreJob
-from seedvr_desktop.engine.pipeline import (
-    SEGMENT_SECONDS,
-    SEGMENT_SECONDS_GENERATIVE,
-    JobPlan,
-    ProgressMeter,
-    job_fingerprint,
-)
+from seedvr_desktop.engine import pipeline
+from seedvr_desktop.engine.pipeline import JobPlan, ProgressMeter, job_fingerprint
 from seedvr_desktop.errors import Cancelled
 
 log = logging.getLogger(__name__)
@@ -239,7 +234,9 @@ class VideoRun:
 
     def _segment_target(self) -> int:
         caps = self.plan.caps
-        seconds = SEGMENT_SECONDS_GENERATIVE if caps.generative else SEGMENT_SECONDS
+        # Read through the module so tests can shorten segments.
+        seconds = (pipeline.SEGMENT_SECONDS_GENERATIVE if caps.generative
+                   else pipeline.SEGMENT_SECONDS)
         return max(caps.chunk_length, round(float(self.plan.frame_rate) * seconds), 1)
 
     def _due(self) -> bool:

@@ -251,8 +251,9 @@ def _source_handlers(src: Any, out: Any, req: MuxRequest, fmt: str,
                 _copy_stream_metadata(stream, out_stream)
                 handlers.append(_CopyHandler(stream, out_stream, req))
             else:
+                hint = "" if fmt == "matroska" else " (use .mkv)"
                 notices.append(f"subtitle track {k + 1} ({name}) not copied: {fmt} cannot "
-                               "carry it (use .mkv)")
+                               f"carry it{hint}")
     return handlers
 
 
