@@ -22,7 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from pipeline import RESULTS, make_clip  # noqa: E402  (bench scripts run from any folder)
+from pipeline import RESULTS, make_clip
 
 PATHS = {
     "chunked (none, 720p -> 1080p)": ["--engine", "none", "--short-side", "1080"],

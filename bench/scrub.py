@@ -163,7 +163,8 @@ def main(argv: list[str] | None = None) -> int:
     viewer.resize(1280, 720)
     viewer.show()
     results: dict[str, object] = {"clip": {"size": SIZE, "fps": FPS, "gop": GOP,
-                                           "frames": args.frames}, "cpu_count": os.cpu_count()}
+                                           "frames": args.frames}, "cpu_count": os.cpu_count(),
+                                  "load_avg_1m_start": os.getloadavg()[0]}
     for state in ("cold", "proxy"):
         source = FrameSource()
         probe = Probe(source, viewer)
@@ -180,9 +181,12 @@ def main(argv: list[str] | None = None) -> int:
         results[state] = run_drags(app, probe, str(clip), args.frames, args.drags, seed=1)
         source.close()
 
+    results["load_avg_1m_end"] = os.getloadavg()[0]
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "scrub.json").write_text(json.dumps(results, indent=2, default=str))
-    print(f"1080p H.264, GOP {GOP}, {args.frames} frames, {args.drags} drags x 12 moves + stop")
+    print(f"1080p H.264, GOP {GOP}, {args.frames} frames, {args.drags} drags x 12 moves + stop; "
+          f"{os.cpu_count()} CPUs, load {results['load_avg_1m_start']:.1f} -> "
+          f"{results['load_avg_1m_end']:.1f}")
     if "proxy_build_s" in results:
         print(f"proxy pass: {results['proxy_build_s']:.1f} s, "
               f"{results['proxy_bytes'] / 1e6:.0f} MB at {results['proxy_size']}")

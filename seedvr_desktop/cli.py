@@ -33,11 +33,11 @@ _DEFAULT_EXTENSION = {"h264": ".mp4", "h265": ".mp4", "prores": ".mov", "ffv1": 
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse exits with 2 on bad usage; here 2 means an internal error, so usage is 1."""
+    """argparse exits with 2 on bad usage and prints the whole usage; here 2 means an internal
+    error, so bad usage is a one-line user error (exit 1) pointing at --help."""
 
     def error(self, message: str) -> NoReturn:
-        self.print_usage(sys.stderr)
-        raise UserError(message)
+        raise UserError(f"{message} (see `{self.prog} --help`)")
 
 
 def parse_time(text: str) -> float:
@@ -133,9 +133,9 @@ def _output_for(src: Path, folder: Path, codec: str) -> Path:
     if codec == "png":
         return folder / f"{src.stem}.restored"
     ext = src.suffix.lower()
-    if codec == "h264" and ext in (".mp4", ".m4v", ".mov", ".mkv") or \
-            codec == "h265" and ext in (".mp4", ".mov", ".mkv") or \
-            codec == "prores" and ext in (".mov", ".mkv"):
+    if (codec == "h264" and ext in (".mp4", ".m4v", ".mov", ".mkv")) or \
+            (codec == "h265" and ext in (".mp4", ".mov", ".mkv")) or \
+            (codec == "prores" and ext in (".mov", ".mkv")):
         return folder / f"{src.stem}.restored{ext}"
     return folder / f"{src.stem}.restored{_DEFAULT_EXTENSION[codec]}"
 
@@ -148,8 +148,8 @@ def jobs_from_args(args: argparse.Namespace) -> list[RestoreJob]:
                             bit_depth=args.bit_depth, audio=args.audio,
                             subtitles=not args.no_subtitles)
     rule = SizeRule(scale=args.scale, short_side=args.short_side, size=args.size)
-    if args.scale is not None and args.scale <= 0 or \
-            args.short_side is not None and args.short_side < 2:
+    if (args.scale is not None and args.scale <= 0) or \
+            (args.short_side is not None and args.short_side < 2):
         raise UserError("the output size must be positive")
     inputs: list[Path] = args.inputs
     out: Path = args.output
@@ -284,7 +284,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exc:  # --help / --version
         return exc.code if isinstance(exc.code, int) else 0
     except Exception as exc:
-        log.exception("internal error")
+        # The traceback goes to the log file only; the user gets one line pointing at it.
+        log.error("internal error", exc_info=True, extra={"file_only": True})
         message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         print(f"internal error: {message} (details in {current_log_file()})", file=sys.stderr)
         return 2

@@ -61,6 +61,7 @@ def setup_logging(verbose: bool = False, *, console: bool = True) -> Path | None
         stream = logging.StreamHandler(sys.stderr)
         stream.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
         stream.setLevel(logging.INFO if verbose else logging.WARNING)
+        stream.addFilter(_not_file_only)
         stream._seedvr = True  # type: ignore[attr-defined]
         root.addHandler(stream)
     # Third-party chatter (PyAV's FFmpeg log bridge, PIL, urllib3) stays out of the console.
@@ -68,6 +69,11 @@ def setup_logging(verbose: bool = False, *, console: bool = True) -> Path | None
         logging.getLogger(noisy).setLevel(logging.ERROR)
     _configured = path
     return path
+
+
+def _not_file_only(record: logging.LogRecord) -> bool:
+    """Records logged with extra={"file_only": True} (tracebacks) stay out of the console."""
+    return not getattr(record, "file_only", False)
 
 
 def current_log_file() -> Path:

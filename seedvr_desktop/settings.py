@@ -1,7 +1,8 @@
 """User settings: one typed object stored as JSON in the platformdirs config folder.
 
 Environment variables override the folders so tests and portable installs never touch the user's
-real configuration: SEEDVR_DESKTOP_CONFIG_DIR, SEEDVR_DESKTOP_DATA_DIR and SEEDVR_DESKTOP_MODELS_DIR.
+real configuration: SEEDVR_DESKTOP_CONFIG_DIR, SEEDVR_DESKTOP_DATA_DIR and
+SEEDVR_DESKTOP_MODELS_DIR.
 """
 
 from __future__ import annotations
@@ -67,7 +68,7 @@ class Settings:
 
 
 def load_settings(folder: Path | None = None) -> Settings:
-    """Read settings; a missing or damaged file gives defaults (settings are never worth a crash)."""
+    """Read settings; a missing or damaged file gives defaults (never worth a crash)."""
     path = (folder or config_dir()) / SETTINGS_FILE
     try:
         raw = json.loads(path.read_text(encoding="utf-8"))

@@ -75,7 +75,7 @@ class Engine(ABC):
     ) -> np.ndarray:  # (T, out_H, out_W, 3) float32 in [0, 1]
         """Restore one chunk. May raise `Cancelled` when `cancel` is set mid-chunk."""
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - optional hook, most engines hold nothing
         """Release models and caches; the engine is not used afterwards."""
 
 

@@ -116,8 +116,9 @@ def plan_chunks(
         while True:
             stop = min(start + length, scene_stop)
             padded = max(valid_length(stop - start, temporal_multiple), floor)
-            plans.append(ChunkPlan(len(plans), start, stop, padded - (stop - start),
-                                   overlap_before))
+            plans.append(
+                ChunkPlan(len(plans), start, stop, padded - (stop - start), overlap_before)
+            )
             if stop == scene_stop:
                 break
             start, overlap_before = stop - overlap, overlap

@@ -15,6 +15,7 @@ is lost on the way (the engine works on float RGB).
 
 from __future__ import annotations
 
+import itertools
 import logging
 from fractions import Fraction
 
@@ -104,7 +105,7 @@ def guess_field_order(frames: np.ndarray) -> str:
     if len(grey) < 2:
         return "tff"
     tff_cost = bff_cost = 0.0
-    for cur, nxt in zip(grey[:-1], grey[1:]):
+    for cur, nxt in itertools.pairwise(grey):
         tff_cost += _field_distance(nxt[0::2], cur[1::2])  # B(t) -> T(t+1), top shifted up
         bff_cost += _field_distance(cur[0::2], nxt[1::2])  # T(t) -> B(t+1)
     guess = "bff" if bff_cost < tff_cost * 0.95 else "tff"

@@ -53,7 +53,7 @@ def gpu_available() -> bool:
 
 
 def select_device(requested: str = "auto") -> torch.device:
-    """`auto` prefers CUDA, then MPS, then the CPU; an unavailable explicit choice is a UserError."""
+    """`auto` prefers CUDA, then MPS, then the CPU; an unavailable explicit one is a UserError."""
     name = (requested or "auto").lower()
     if name not in DEVICE_CHOICES and not name.startswith("cuda:"):
         raise UserError(f"unknown device {requested!r} (choose {', '.join(DEVICE_CHOICES)})")

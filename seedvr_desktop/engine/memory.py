@@ -39,11 +39,16 @@ log = logging.getLogger(__name__)
 GIB = 1024**3
 MIB = 1024**2
 SAFETY = 0.85  # use at most this share of the budget: allocator fragmentation, CUDA context
-# Fitted constants (bench/engine.py "memory" section measures them; see the module docstring).
-DIT_A = 14.0  # elements per token per model width
-DIT_B = 3.0  # elements per token per MLP hidden width
-VAE_K = 4.0  # live copies of the largest activation tensor in one VAE call
-CONV_LIMITS = (None, 0.5 * GIB, 128 * MIB, 32 * MIB)
+# Fitted to peaks measured on the CPU in float32 (bench/engine.py "memory" prints estimate
+# against measurement): the DiT's working set is about 8 model widths per token at its peak
+# (attention phase), plus the score matrices where attention is not fused; the full-size VAE
+# holds about 5.2 (encode) and 10 (decode) copies of its largest activation tensor.
+DIT_A = 9.0  # elements per token per model width
+DIT_B = 0.5  # elements per token per MLP hidden width
+VAE_K_ENCODE = 5.5
+VAE_K_DECODE = 10.5
+VAE_OVERHEAD = 64 * MIB  # per call: kernel workspaces and carries that do not scale with size
+CONV_LIMIT = 0.5 * GIB  # the official conv tiling limit (exact; memory-neutral in our measure)
 TILES = (None, 64, 32, 16)  # latent tile side for approximate spatial VAE tiling
 TILE_OVERLAP = 4  # latents shared by neighbouring tiles
 
@@ -57,15 +62,13 @@ class RunSettings:
     dit_overlap: int = 2  # latent frames shared by neighbouring DiT windows
     encode_slice: int = 4  # frames per VAE encode slice after the first
     decode_slice: int = 1  # latents per VAE decode slice
-    conv_max_bytes: float | None = None  # exact conv tiling above this input size
+    conv_max_bytes: float | None = CONV_LIMIT  # exact conv tiling above this input size
     tile: int | None = None  # latent tile side for approximate spatial tiling; None = off
     offload_dit: bool = False  # DiT weights on the CPU while the VAE works
     stream_blocks: bool = False  # DiT blocks streamed from CPU memory one at a time
 
     def describe(self) -> str:
         parts = [f"DiT window {self.dit_window or 'whole chunk'}"]
-        if self.conv_max_bytes:
-            parts.append(f"conv tiles <= {self.conv_max_bytes / MIB:.0f} MiB")
         if self.tile:
             parts.append(f"VAE tiles {self.tile * 8}px")
         if self.offload_dit:
@@ -81,6 +84,7 @@ class ModelSizes:
 
     dit_params: int
     dit_block_params: int  # largest block
+    dit_outside_blocks: int  # embeddings and head: what stays on the GPU when streaming
     dim: int
     hidden: int
     layers: int
@@ -90,8 +94,7 @@ class ModelSizes:
     vae_channels: tuple[int, ...]
     temporal_scale_num: int
     latent_channels: int
-    vae_enc_flops_px: float  # per output pixel-frame
-    vae_dec_flops_px: float
+    vae_config: Any = None  # for the FLOP count (computed on first use: it takes a second)
 
     @classmethod
     def from_configs(cls, dit_cfg: Any, vae_cfg: Any, txt_len: int) -> ModelSizes:
@@ -102,29 +105,24 @@ class ModelSizes:
         mlp = (3 if self.hidden != 4 * self.dim else 2) * self.dim * self.hidden
         return 2.0 * self.layers * (4 * self.dim * self.dim + mlp + 2 * self.dim * keys_per_window)
 
+    def vae_flops_per_pixel(self) -> tuple[float, float]:
+        """(encode, decode) FLOPs per output pixel and frame."""
+        return _vae_flops(self.vae_config)
+
 
 @functools.lru_cache(maxsize=8)
 def _sizes(dit_cfg: Any, vae_cfg: Any, txt_len: int) -> ModelSizes:
-    from torch.utils.flop_counter import FlopCounterMode
-
     from seedvr_desktop.models.loading import build_dit
     from seedvr_desktop.models.vae.loading import build_vae
 
     dit = build_dit(dit_cfg, device="meta")
     vae = build_vae(vae_cfg, device="meta")
-    block = max(sum(p.numel() for p in b.parameters()) for b in dit.blocks)
-    # VAE FLOPs per pixel, counted on the meta device (no memory, no compute) at 9 frames.
-    sf = vae_cfg.spatial_factor
-    x = torch.zeros(1, vae_cfg.in_channels, 9, 4 * sf, 4 * sf, device="meta")
-    with FlopCounterMode(display=False) as enc:
-        vae.encode(x)
-    z = torch.zeros(1, vae_cfg.latent_channels, 3, 4, 4, device="meta")
-    with FlopCounterMode(display=False) as dec:
-        vae.decode(z)
-    px = 9 * (4 * sf) ** 2
+    blocks = [sum(p.numel() for p in b.parameters()) for b in dit.blocks]
+    total = sum(p.numel() for p in dit.parameters())
     return ModelSizes(
-        dit_params=sum(p.numel() for p in dit.parameters()),
-        dit_block_params=block,
+        dit_params=total,
+        dit_block_params=max(blocks),
+        dit_outside_blocks=total - sum(blocks),
         dim=dit_cfg.vid_dim,
         hidden=dit_cfg.mlp_hidden,
         layers=dit_cfg.num_layers,
@@ -134,9 +132,30 @@ def _sizes(dit_cfg: Any, vae_cfg: Any, txt_len: int) -> ModelSizes:
         vae_channels=tuple(vae_cfg.block_out_channels),
         temporal_scale_num=vae_cfg.temporal_scale_num,
         latent_channels=vae_cfg.latent_channels,
-        vae_enc_flops_px=enc.get_total_flops() / px,
-        vae_dec_flops_px=dec.get_total_flops() / px,
+        vae_config=vae_cfg,
     )
+
+
+@functools.lru_cache(maxsize=8)
+def _vae_flops(vae_cfg: Any) -> tuple[float, float]:
+    """Counted on the meta device (no memory, no arithmetic) for a 9-frame clip, whole."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from seedvr_desktop.models.vae.loading import build_vae
+    from seedvr_desktop.models.vae.model import VAEOptions
+
+    vae = build_vae(vae_cfg, device="meta")
+    whole = VAEOptions(encode_slice=None, decode_slice=None)
+    sf, tf = vae_cfg.spatial_factor, vae_cfg.temporal_factor
+    frames = 2 * tf + 1
+    x = torch.zeros(1, vae_cfg.in_channels, frames, 2 * sf, 2 * sf, device="meta")
+    with FlopCounterMode(display=False) as enc:
+        vae.encode(x, whole)
+    z = torch.zeros(1, vae_cfg.latent_channels, 3, 2, 2, device="meta")
+    with FlopCounterMode(display=False) as dec:
+        vae.decode(z, whole)
+    px = frames * (2 * sf) ** 2
+    return enc.get_total_flops() / px, dec.get_total_flops() / px
 
 
 @dataclass(frozen=True)
@@ -167,12 +186,13 @@ def dit_bytes(sizes: ModelSizes, t_lat: int, h_lat: int, w_lat: int, nbytes: int
     """Peak of one DiT pass over t_lat latent frames of h_lat x w_lat."""
     h_tok, w_tok = h_lat // 2, w_lat // 2
     tokens = t_lat * h_tok * w_tok + sizes.txt_len
-    act = tokens * (DIT_A * sizes.dim + DIT_B * sizes.hidden) * nbytes
+    # Below 4 bytes some tensors stay float32 (RoPE, norms): count 3 bytes per element then.
+    per_element = nbytes if nbytes >= 4 else 1.5 * nbytes
+    act = tokens * (DIT_A * sizes.dim + DIT_B * sizes.hidden) * per_element
     if scores:  # math attention materialises (queries x keys) per head, float32
         act += tokens * window_keys(h_tok, w_tok, t_lat, sizes.txt_len) * sizes.heads * 4
     if stream_blocks:
-        weights = (sizes.dit_params - sizes.layers * sizes.dit_block_params
-                   + 2 * sizes.dit_block_params) * nbytes
+        weights = (sizes.dit_outside_blocks + 2 * sizes.dit_block_params) * nbytes
     else:
         weights = sizes.dit_params * nbytes
     latents = 3 * t_lat * h_lat * w_lat * 33 * 4
@@ -196,19 +216,17 @@ def _vae_levels(sizes: ModelSizes, frames: int, h: int, w: int) -> list[int]:
     return out
 
 
-def vae_bytes(sizes: ModelSizes, frames: int, h: int, w: int, nbytes: int,
-              conv_max_bytes: float | None, tile: int | None) -> int:
+def vae_bytes(sizes: ModelSizes, frames: int, h: int, w: int, nbytes: int, tile: int | None,
+              *, decode: bool) -> int:
     """Peak of one VAE slice of `frames` pixel frames at h x w (padded) pixels."""
     th, tw = h, w
     if tile:
         side = (tile + 2 * TILE_OVERLAP) * 8
         th, tw = min(h, side), min(w, side)
     largest = max(_vae_levels(sizes, frames, th, tw))
-    padded_copy = largest * nbytes * 1.1
-    if conv_max_bytes is not None:
-        padded_copy = min(padded_copy, conv_max_bytes)
-    act = VAE_K * largest * nbytes + padded_copy
-    output = 2 * 3 * frames * h * w * 4  # float32 slice and its colour-fixed copy
+    k = VAE_K_DECODE if decode else VAE_K_ENCODE
+    act = k * largest * max(nbytes, 2) + VAE_OVERHEAD
+    output = 3 * 3 * frames * h * w * 4  # float32 slice, reference and colour-fixed copy
     return int(sizes.vae_params * nbytes + act + output)
 
 
@@ -223,8 +241,8 @@ def estimate(sizes: ModelSizes, settings: RunSettings, frames: int, width: int, 
     latent_bytes = 4 * t_lat * h_lat * w_lat * sizes.latent_channels * 4
     enc_frames = 1 + settings.encode_slice
     dec_frames = TEMPORAL_FACTOR * settings.decode_slice + 1
-    enc = vae_bytes(sizes, enc_frames, ph, pw, nbytes, settings.conv_max_bytes, settings.tile)
-    dec = vae_bytes(sizes, dec_frames, ph, pw, nbytes, settings.conv_max_bytes, settings.tile)
+    enc = vae_bytes(sizes, enc_frames, ph, pw, nbytes, settings.tile, decode=False)
+    dec = vae_bytes(sizes, dec_frames, ph, pw, nbytes, settings.tile, decode=True)
     dit = dit_bytes(sizes, window, h_lat, w_lat, nbytes, stream_blocks=settings.stream_blocks,
                     scores=scores)
     vae_w = sizes.vae_params * nbytes
@@ -233,45 +251,46 @@ def estimate(sizes: ModelSizes, settings: RunSettings, frames: int, width: int, 
 
 
 def fit(sizes: ModelSizes, frames: int, width: int, height: int, budget: int, nbytes: int, *,
-        scores: bool, start: RunSettings | None = None) -> RunSettings:
+        scores: bool, start: RunSettings | None = None, can_offload: bool = True) -> RunSettings:
     """The fastest settings whose estimated peak fits `budget` (bytes); the most frugal ones
-    when nothing fits (the OOM retry path then has the last word)."""
+    when nothing fits (the OOM retry path then has the last word).
+
+    Preference order, cheapest first: whole frames and chunks; the DiT moved to the CPU during
+    VAE work (exact, costs two transfers per chunk); approximate VAE tiles of shrinking size;
+    shorter DiT windows (blended in latent space); DiT blocks streamed from CPU memory (slow).
+    `can_offload` is False where the DiT cannot leave the compute device (the CPU itself).
+    """
     limit = budget * SAFETY
     base = start or RunSettings()
 
     def est(s: RunSettings) -> StageMemory:
         return estimate(sizes, s, frames, width, height, nbytes, scores=scores)
 
-    # 1. VAE: conv limits, then tiles; offload the DiT when it does not fit beside the VAE.
-    vae_choice = None
-    for offload in (False, True):
-        for tile in TILES:
-            for conv in CONV_LIMITS:
-                s = replace(base, conv_max_bytes=conv, tile=tile, offload_dit=offload)
-                m = est(s)
-                if max(m.encode, m.decode) <= limit:
-                    vae_choice = s
-                    break
-            if vae_choice:
-                break
-        if vae_choice:
+    offloads = (False, True) if can_offload else (False,)
+    vae_candidates = [replace(base, tile=None, offload_dit=False)]
+    vae_candidates += [replace(base, tile=t, offload_dit=o) for t in TILES for o in offloads
+                       if (t, o) != (None, False)]
+    vae_candidates.sort(key=lambda s: (s.tile is not None, -(s.tile or 0), s.offload_dit))
+    s = vae_candidates[-1]
+    for cand in vae_candidates:
+        m = est(cand)
+        if max(m.encode, m.decode) <= limit:
+            s = cand
             break
-    s = vae_choice or replace(base, conv_max_bytes=CONV_LIMITS[-1], tile=TILES[-1],
-                              offload_dit=True)
-    # 2. DiT: the longest window that fits; stream blocks when one latent frame does not.
     t_lat = latent_count(max(frames, 1))
-    for stream in (False, True):
+    for stream in (False, True) if can_offload else (False,):
         window = t_lat
         while window >= 1:
             cand = replace(s, dit_window=None if window == t_lat else window,
                            dit_overlap=min(s.dit_overlap, max(window - 1, 0)),
-                           stream_blocks=stream)
+                           stream_blocks=stream, offload_dit=s.offload_dit or stream)
             if est(cand).dit <= limit:
                 return cand
             window = window // 2 if window > 2 else window - 1
     log.warning("even the most frugal settings are estimated not to fit %.1f GiB",
                 budget / GIB)
-    return replace(s, dit_window=1, dit_overlap=0, stream_blocks=True)
+    return replace(s, dit_window=1, dit_overlap=0, stream_blocks=can_offload,
+                   offload_dit=s.offload_dit or can_offload)
 
 
 def degrade(settings: RunSettings, stage: str, t_lat: int) -> RunSettings | None:
@@ -279,10 +298,6 @@ def degrade(settings: RunSettings, stage: str, t_lat: int) -> RunSettings | None
     if stage in ("encode", "decode"):
         if not settings.offload_dit:
             return replace(settings, offload_dit=True)
-        convs = list(CONV_LIMITS)
-        i = convs.index(settings.conv_max_bytes) if settings.conv_max_bytes in convs else 0
-        if i + 1 < len(convs):
-            return replace(settings, conv_max_bytes=convs[i + 1])
         tiles = list(TILES)
         j = tiles.index(settings.tile) if settings.tile in tiles else 0
         if j + 1 < len(tiles):
@@ -315,9 +330,9 @@ def chunk_flops(sizes: ModelSizes, frames: int, width: int, height: int, *, step
     keys = window_keys(h_tok, w_tok, t_lat, sizes.txt_len)
     calls = steps * (2 if guided else 1)
     px = frames * pw * ph
-    return {"encode": sizes.vae_enc_flops_px * px,
-            "dit": calls * tokens * sizes.dit_flops_per_token(keys),
-            "decode": sizes.vae_dec_flops_px * px}
+    enc, dec = sizes.vae_flops_per_pixel()
+    return {"encode": enc * px, "dit": calls * tokens * sizes.dit_flops_per_token(keys),
+            "decode": dec * px}
 
 
 def calibration_path() -> Path:

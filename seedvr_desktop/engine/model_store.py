@@ -316,7 +316,7 @@ def download(
                 target.rename(target.with_suffix(target.suffix + ".corrupt"))
                 raise ModelError(
                     f"{filename}: SHA-256 {digest[:16]}... does not match the hub's "
-                    f"{remote.sha256[:16]}...; the damaged copy was set aside, run the download again"
+                    f"{remote.sha256[:16]}...; the damaged copy was set aside, download again"
                 )
         manifest.files[filename] = {"size": target.stat().st_size, "sha256": digest,
                                     "verified_against_hub": bool(remote.sha256)}
@@ -378,7 +378,8 @@ class VerifyReport:
         return not (self.missing or self.mismatched)
 
 
-def verify(name: str, *, root: Path | None = None, progress: Progress | None = None) -> VerifyReport:
+def verify(name: str, *, root: Path | None = None,
+           progress: Progress | None = None) -> VerifyReport:
     """Re-hash every file against the manifest written at download time."""
     folder = model_dir(name, root)
     report = VerifyReport(name, folder)

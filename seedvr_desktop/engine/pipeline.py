@@ -79,7 +79,7 @@ def plan_job(job: RestoreJob) -> JobPlan:
     video = info.video
     source_size = (video.display_width, video.display_height)
     output_size = _output_size(source_size, job.size, caps)
-    if info.is_image or is_image_path(src) and video.frame_count <= 1:
+    if info.is_image or (is_image_path(src) and video.frame_count <= 1):
         _check_image_output(src, out)
         return JobPlan(src, out, name, caps, True, source_size, output_size, 0, 1, 1,
                        Fraction(1), False, notes)
@@ -89,7 +89,7 @@ def plan_job(job: RestoreJob) -> JobPlan:
     elif job.encode.codec.lower() != "png" and out.suffix.lower() not in ("", ".png"):
         raise UserError(f"{job.encode.codec} cannot write into a folder; give a video file name")
     times = [t * video.time_base for t in scan(src).pts]
-    first, stop = trim_range(times, job.start_time, job.end_time)
+    first, stop = trim_range(times, job.start_time, job.end_time, video.duration)
     chunks = len(plan_chunks(stop - first, caps.chunk_length, caps.overlap,
                              temporal_multiple=caps.temporal_multiple))
     return JobPlan(src, out, name, caps, False, source_size, output_size, first, stop, chunks,
@@ -114,18 +114,21 @@ def _check_image_output(src: Path, out: Path) -> None:
                         f"{out.with_suffix(src.suffix).name}")
 
 
-def trim_range(times: list[Fraction], start: float | None, end: float | None
-               ) -> tuple[int, int]:
+def trim_range(times: list[Fraction], start: float | None, end: float | None,
+               duration: float | None = None) -> tuple[int, int]:
     """Source frames [first, stop) shown between --start and --end (seconds from the first
-    frame): the picture on screen at `start` is included, pictures starting at `end` are not."""
+    frame): the picture on screen at `start` is included, pictures starting at `end` are not.
+    `duration` (seconds from the first frame to the end of the last) rejects a start past it."""
     n = len(times)
     if n == 0:
         raise MediaError("the video has no frames")
-    if start is not None and start < 0 or end is not None and end < 0:
+    if (start is not None and start < 0) or (end is not None and end < 0):
         raise UserError("--start and --end must not be negative")
     t0 = times[0]
     first = 0
     if start is not None:
+        if duration is not None and start >= duration:
+            raise UserError(f"--start {start:g} s is past the end of the video ({duration:.2f} s)")
         first = max(bisect.bisect_right(times, t0 + Fraction(start)) - 1, 0)
     stop = n
     if end is not None:
@@ -158,8 +161,8 @@ def run_restore(job: RestoreJob, cancel: threading.Event | None = None
     "cancelled". User mistakes raise UserError before anything is written.
     """
     cancel = cancel or threading.Event()
-    yield ProgressEvent("probe", 0, 0, message=f"reading {Path(job.input_path).name}")
-    plan = plan_job(job)
+    plan = plan_job(job)  # user errors surface here, before any event
+    yield ProgressEvent("probe", 0, plan.frame_count)
     for note in plan.notes:
         yield ProgressEvent("probe", 0, plan.frame_count, message=note)
     if plan.is_image:

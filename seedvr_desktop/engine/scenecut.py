@@ -126,8 +126,13 @@ class CutDetector:
             and (self._last_cut is None or index - self._last_cut >= self.min_scene_length)
         )
         if is_cut:
-            log.debug("cut at frame %d: score %.1f, baseline %.1f, histogram change %.2f",
-                      index, score, baseline, hist_change)
+            log.debug(
+                "cut at frame %d: score %.1f, baseline %.1f, histogram change %.2f",
+                index,
+                score,
+                baseline,
+                hist_change,
+            )
             self._last_cut = index
             self.cuts.append(index)
             self._scores.clear()  # the new scene builds its own baseline

@@ -69,6 +69,7 @@ class SeedVREngine(Engine):
                  steps: int | None = None, cfg_scale: float | None = None,
                  memory_budget_gb: float | None = None, offload: str = "auto",
                  compile: bool = False, dit_window: int | None = None,
+                 vae_tile: int | None = None,
                  stage_hook: StageHook | None = None, **ignored: Any) -> None:
         if ignored:
             log.debug("seedvr engine ignores options %s", sorted(ignored))
@@ -85,13 +86,14 @@ class SeedVREngine(Engine):
         self.steps_override, self.cfg_override = steps, cfg_scale
         self.budget_override = memory_budget_gb
         self.offload, self.compile, self.forced_window = offload, compile, dit_window
+        self.forced_tile = vae_tile
         self.stage_hook = stage_hook
         self.model: Any = None
         self.settings: Any = None
         self.stage_seconds: dict[str, float] = {}
         self.stage_peaks: dict[str, int] = {}
         self.oom_retries: list[tuple[str, str]] = []  # (stage, new settings) per retry
-        self._flops: dict[str, float] = {"dit": 0.0, "vae": 0.0}
+        self._work: list[tuple[str, int, int]] = []  # see ChunkRun.work
         self._stage_name = ""
 
     # ------------------------------------------------------------------ model
@@ -175,17 +177,18 @@ class SeedVREngine(Engine):
         device = self.choice.device
         base = RunSettings()
         settings = fit(self.sizes(), frames, width, height, self.budget_bytes(),
-                       self.choice.dtype.itemsize, scores=device.type != "cuda", start=base)
-        if device.type == "cpu":  # there is nowhere to offload to
-            settings = replace(settings, offload_dit=False, stream_blocks=False)
-        elif self.offload == "dit":
+                       self.choice.dtype.itemsize, scores=device.type != "cuda", start=base,
+                       can_offload=device.type != "cpu")  # on the CPU there is nowhere to go
+        if self.offload == "dit":
             settings = replace(settings, offload_dit=True)
-        elif self.offload == "stream":
+        elif self.offload == "stream" and device.type != "cpu":
             settings = replace(settings, offload_dit=True, stream_blocks=True)
         elif self.offload == "none":
             settings = replace(settings, offload_dit=False, stream_blocks=False)
         if self.forced_window:
             settings = replace(settings, dit_window=int(self.forced_window))
+        if self.forced_tile:
+            settings = replace(settings, tile=int(self.forced_tile))
         return settings
 
     def prepare(self, source: SourceInfo, output_size: tuple[int, int]) -> None:
@@ -240,8 +243,7 @@ class SeedVREngine(Engine):
         # The colour fix runs inside the decode loop (one slice at a time); report it apart.
         self.stage_seconds["decode"] -= run.color_seconds
         self.stage_seconds["color"] = self.stage_seconds.get("color", 0.0) + run.color_seconds
-        self._flops["dit"] += run.flops["dit"]
-        self._flops["vae"] += run.flops["vae"]
+        self._work.extend(run.work)
         return out
 
     @contextmanager
@@ -283,15 +285,32 @@ class SeedVREngine(Engine):
             from seedvr_desktop.engine.memory import record_rates
 
             s = self.stage_seconds
+            flops = self.work_flops()
             rates = {}
-            if s.get("dit", 0) > 0.05:
-                rates["dit"] = self._flops["dit"] / s["dit"]
+            if s.get("dit", 0) > 0.5:
+                rates["dit"] = flops["dit"] / s["dit"]
             vae_s = s.get("encode", 0) + s.get("decode", 0)
-            if vae_s > 0.05:
-                rates["vae"] = self._flops["vae"] / vae_s
+            if vae_s > 0.5:
+                rates["vae"] = (flops["encode"] + flops["decode"]) / vae_s
             if rates:
                 record_rates(dev.device_key(self.choice.device), self.choice.precision, rates)
         self.model = None
+
+    def work_flops(self) -> dict[str, float]:
+        """FLOPs of every chunk restored so far, per stage (encode, dit, decode)."""
+        from seedvr_desktop.engine.memory import chunk_flops
+
+        total = {"encode": 0.0, "dit": 0.0, "decode": 0.0}
+        w, h = self.output_size
+        guided = self.recipe.cfg_scale != 1.0
+        for kind, frames, count in self._work:
+            fl = chunk_flops(self.sizes(), frames, w, h, steps=self.recipe.steps, guided=guided)
+            if kind == "dit":
+                total["dit"] += fl["dit"] * count
+            else:
+                total["encode"] += fl["encode"] * count
+                total["decode"] += fl["decode"] * count
+        return total
 
     # ------------------------------------------------------------------ planning
     def plan(self, frames: int, output_size: tuple[int, int], chunks: int) -> Any:
@@ -354,7 +373,7 @@ def _gpu_hint() -> bool:
     if platform.system() == "Darwin":
         return platform.machine() == "arm64"
     if platform.system() == "Windows":
-        root = os.environ.get("SystemRoot", r"C:\Windows")
+        root = os.environ.get("SYSTEMROOT", r"C:\Windows")
         return os.path.exists(os.path.join(root, "System32", "nvcuda.dll"))
     return bool(glob.glob("/dev/nvidia[0-9]*"))
 

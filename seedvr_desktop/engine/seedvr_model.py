@@ -5,8 +5,8 @@ A folder holds the publisher's files (`seedvr2_ema_3b.pth` or another `seedvr*_e
 `vae.safetensors`), plus an optional `seedvr.json`:
 
     {"preset": "seedvr2-3b",          base architecture + recipe (else guessed from the file name)
-     "family": "v2",                  how to run it: "v2" = SeedVR2 (one step, no guidance),
-                                      "v1" = SeedVR (multi-step with guidance); "seedvr2"/"seedvr" too
+     "family": "v2",                  how to run it: "v2" (or "seedvr2") = SeedVR2, one step
+                                      without guidance; "v1" (or "seedvr") = SeedVR, multi-step
      "steps": 1, "cfg_scale": 1.0, "cond_noise_scale": 0.0,
      "dit": {...}, "vae": {...},      official constructor keyword overrides (names of main.yaml)
      "dit_file": "...", "vae_file": "...", "scaling_factor": 0.9152}
@@ -39,7 +39,8 @@ MODEL_JSON = "seedvr.json"
 DIT_PATTERNS = ("seedvr2_ema_*.pth", "seedvr_ema_*.pth", "seedvr*.safetensors", "dit.safetensors",
                 "dit.pth", "dit*.safetensors")
 VAE_NAMES = ("ema_vae.pth", "ema_vae.safetensors", "vae.safetensors", "vae.pth")
-EMB_NAMES = {"pos": ("pos_emb.pt", "pos_emb.safetensors"), "neg": ("neg_emb.pt", "neg_emb.safetensors")}
+EMB_NAMES = {"pos": ("pos_emb.pt", "pos_emb.safetensors"),
+             "neg": ("neg_emb.pt", "neg_emb.safetensors")}
 # Per-layer keys that must be dropped from a base config when an override changes the depth.
 _PER_LAYER = ("block_type", "window", "window_method")
 

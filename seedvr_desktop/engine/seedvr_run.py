@@ -7,6 +7,7 @@ pixels at a time, the latents of the chunk, and the DiT's working set.
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 from typing import Any
@@ -16,7 +17,7 @@ import torch
 from torch import Tensor
 
 from seedvr_desktop.engine.base import ChunkContext
-from seedvr_desktop.engine.memory import TILE_OVERLAP, chunk_flops
+from seedvr_desktop.engine.memory import TILE_OVERLAP
 from seedvr_desktop.engine.seedvr_stages import (
     TEMPORAL_FACTOR,
     check_cancel,
@@ -57,7 +58,9 @@ class ChunkRun:
         self.t_lat = latent_count(total)
         self.keys = latent_keys(context.first_frame, self.t_lat)
         self.seed = int(context.seed)
-        self.flops = {"dit": 0.0, "vae": 0.0}
+        # Work done, for the speed calibration: ("dit", frames per window, windows) and
+        # ("vae", frames, 1); turned into FLOPs only when the engine closes.
+        self.work: list[tuple[str, int, int]] = []
         self.color_seconds = 0.0
         from seedvr_desktop.models.vae.model import VAEOptions
 
@@ -92,7 +95,7 @@ class ChunkRun:
         bounds = [0, min(first, total)]
         while bounds[-1] < total:
             bounds.append(min(bounds[-1] + step, total))
-        return list(zip(bounds[:-1], bounds[1:]))
+        return list(itertools.pairwise(bounds))
 
     # ------------------------------------------------------------------ encode
     def encode(self) -> Tensor:
@@ -122,7 +125,6 @@ class ChunkRun:
             parts.append(z)
             del x, mean, logvar
         z = torch.cat(parts, dim=2)  # (1, C, T_lat, h, w)
-        self.flops["vae"] += self._sizes_flops()["encode"]
         return vae.to_dit_latent(z).float()
 
     def _encode_tiled(self, x: Tensor, states: dict[tuple[int, int], Any]) -> tuple[Tensor, Tensor]:
@@ -176,10 +178,7 @@ class ChunkRun:
                     recipe.cfg_scale, recipe.cfg_rescale)
                 z = diffusion.euler_sample(noise, timesteps, predict)
                 out[a:b] += z * span_weights(spans, i).to(self.device)[:, None, None, None]
-        fl = chunk_flops(engine.sizes(), TEMPORAL_FACTOR * (window - 1) + 1,
-                         self.out_w, self.out_h, steps=recipe.steps,
-                         guided=recipe.cfg_scale != 1.0)
-        self.flops["dit"] += fl["dit"] * len(spans)
+        self.work.append(("dit", TEMPORAL_FACTOR * (window - 1) + 1, len(spans)))
         return out
 
     def _predictor(self, cond: Tensor, txt: Tensor) -> Any:
@@ -227,7 +226,7 @@ class ChunkRun:
                 del ref, fixed
             frame += f
             del px
-        self.flops["vae"] += self._sizes_flops()["decode"]
+        self.work.append(("vae", len(self.index), 1))
         return out
 
     def _decode_tiled(self, z: Tensor, states: dict[tuple[int, int], Any]) -> Tensor:
@@ -251,7 +250,3 @@ class ChunkRun:
                 out[..., r0 * sf:r1 * sf, c0 * sf:c1 * sf] += px.float() * w
         assert out is not None
         return out
-
-    def _sizes_flops(self) -> dict[str, float]:
-        return chunk_flops(self.engine.sizes(), len(self.index), self.out_w, self.out_h,
-                           steps=1, guided=False)

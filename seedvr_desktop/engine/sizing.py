@@ -56,8 +56,9 @@ def output_size(
     elif rule.short_side is not None:
         short = rule.short_side
         if not isinstance(short, int) or not MIN_SIDE <= short <= MAX_SIDE:
-            raise UserError(f"short side must be a whole number from {MIN_SIDE} to {MAX_SIDE}, "
-                            f"got {short}")
+            raise UserError(
+                f"short side must be a whole number from {MIN_SIDE} to {MAX_SIDE}, got {short}"
+            )
         factor = short / min(src_w, src_h)
         width, height = src_w * factor, src_h * factor
     else:
@@ -66,13 +67,15 @@ def output_size(
             raise UserError(f"scale must be above 0 and at most {MAX_SCALE:g}, got {scale}")
         width, height = src_w * scale, src_h * scale
         if min(width, height) < 1.0:
-            raise UserError(f"scale {scale:g} leaves less than one pixel of a {src_w}x{src_h} "
-                            "picture")
+            raise UserError(
+                f"scale {scale:g} leaves less than one pixel of a {src_w}x{src_h} picture"
+            )
 
     out = (_round_to(width, multiple), _round_to(height, multiple))
     if max(out) > MAX_SIDE:
-        raise UserError(f"output size {out[0]}x{out[1]} is too large (at most {MAX_SIDE} pixels "
-                        "per side)")
+        raise UserError(
+            f"output size {out[0]}x{out[1]} is too large (at most {MAX_SIDE} pixels per side)"
+        )
     return out
 
 
@@ -86,8 +89,10 @@ def _explicit(src_w: int, src_h: int, size: tuple[int, int]) -> tuple[float, flo
         raise UserError(f"size must be two whole numbers WIDTHxHEIGHT, got {size!r}")
     for side in (width, height):
         if side != 0 and not MIN_SIDE <= side <= MAX_SIDE:
-            raise UserError(f"size {width}x{height}: each side must be from {MIN_SIDE} to "
-                            f"{MAX_SIDE} pixels (or 0 to keep the aspect ratio)")
+            raise UserError(
+                f"size {width}x{height}: each side must be from {MIN_SIDE} to "
+                f"{MAX_SIDE} pixels (or 0 to keep the aspect ratio)"
+            )
     if width == 0 and height == 0:
         raise UserError("size 0x0: give at least the width or the height")
     if width == 0:
@@ -95,6 +100,11 @@ def _explicit(src_w: int, src_h: int, size: tuple[int, int]) -> tuple[float, flo
     if height == 0:
         return float(width), width * src_h / src_w
     if abs((width / height) / (src_w / src_h) - 1.0) > 0.01:
-        log.warning("output size %dx%d changes the picture's shape (source %dx%d)", width, height,
-                    src_w, src_h)
+        log.warning(
+            "output size %dx%d changes the picture's shape (source %dx%d)",
+            width,
+            height,
+            src_w,
+            src_h,
+        )
     return float(width), float(height)

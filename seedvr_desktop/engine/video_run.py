@@ -19,10 +19,10 @@ from typing import Any
 
 import numpy as np
 
-from seedvr_desktop.engine.base import ChunkContext, ProgressEvent, SourceInfo
-from seedvr_desktop.engine.journal import Journal, SegmentRecord
-from seedvr_desktop.engine.job import RestoreJob
 from seedvr_desktop.engine import pipeline
+from seedvr_desktop.engine.base import ChunkContext, ProgressEvent, SourceInfo
+from seedvr_desktop.engine.job import RestoreJob
+from seedvr_desktop.engine.journal import Journal, SegmentRecord
 from seedvr_desktop.engine.pipeline import JobPlan, ProgressMeter, job_fingerprint
 from seedvr_desktop.errors import Cancelled
 
@@ -277,7 +277,7 @@ class VideoRun:
     def _restore_passthrough(self, reader: Any, origin: Fraction) -> Iterator[ProgressEvent]:
         """Engine "none" at the source size: decoded pictures go straight to the encoder."""
         plan = self.plan
-        start, done = self._begin()
+        _, done = self._begin()
         first, total = plan.first_frame, plan.frame_count
         target = self._segment_target()
         meter = ProgressMeter(total, done)

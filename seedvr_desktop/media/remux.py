@@ -13,13 +13,14 @@ output frame's time and copies the packets that overlap [start, end).
 
 from __future__ import annotations
 
+import contextlib
 import heapq
 import io
 import logging
 import os
 import uuid
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -64,9 +65,31 @@ def temp_path_for(target: Path, tag: str = "tmp") -> Path:
 def mux_output(req: MuxRequest) -> list[str]:
     """Write the output to a temporary file and rename it onto `req.target`; returns notices.
 
-    Raises UserError if the target appeared meanwhile and overwrite is off. On any failure the
-    temporary file is removed and an existing target is left as it was.
+    If FFmpeg refuses the copied audio while writing (some containers check a codec only when
+    they write their index), the mux is redone with transcoded audio, then without audio; it
+    costs one more packet copy of the video, never a re-encode. Raises UserError if the target
+    appeared meanwhile and overwrite is off. On any failure the temporary file is removed and an
+    existing target is left as it was.
     """
+    import av
+
+    fallbacks = {"copy": "transcode", "transcode": "none"}
+    try:
+        return _mux_once(req)
+    except av.FFmpegError as exc:
+        if req.source is None or req.audio not in fallbacks:
+            raise
+        nxt = fallbacks[req.audio]
+        log.warning("muxing with audio=%s failed (%s); retrying with audio=%s", req.audio, exc,
+                    nxt)
+        note = (f"audio could not be {'copied' if req.audio == 'copy' else 'transcoded'} "
+                f"into {req.target.suffix} ({exc}); "
+                + ("transcoded instead" if nxt == "transcode" else "left out"))
+        retry = replace(req, audio=nxt, subtitles=req.subtitles and nxt != "none")
+        return [note, *mux_output(retry)]
+
+
+def _mux_once(req: MuxRequest) -> list[str]:
     import av
 
     if not req.segments:
@@ -205,13 +228,31 @@ class _CopyHandler:
         return []
 
 
+# FFmpeg's default channel layout for each channel count (what players assume).
+_DEFAULT_LAYOUTS = {1: "mono", 2: "stereo", 3: "3.0", 4: "quad", 5: "5.0", 6: "5.1", 7: "6.1",
+                    8: "7.1"}
+
+
+def _copy_stream(out: Any, template: Any) -> Any:
+    """A stream-copy of `template` in `out`. An audio stream whose channel order is unknown
+    (common in AVI: "2 channels") gets the default layout for its channel count, which MP4
+    requires; the packets are unchanged."""
+    stream = out.add_stream_from_template(template)
+    if template.type == "audio":
+        layout = template.codec_context.layout
+        if layout is not None and layout.name.endswith("channels") and \
+                layout.nb_channels in _DEFAULT_LAYOUTS:
+            stream.codec_context.layout = _DEFAULT_LAYOUTS[layout.nb_channels]
+    return stream
+
+
 def _can_carry(fmt: str, template: Any) -> bool:
     """Whether container `fmt` accepts a stream-copy of `template` (a header is dry-run)."""
     import av
 
     try:
         with av.open(io.BytesIO(), "w", format=fmt) as probe:
-            probe.add_stream_from_template(template)
+            _copy_stream(probe, template)
             probe.start_encoding()
         return True
     except Exception as exc:  # PyAV raises ValueError or FFmpeg errors here
@@ -230,7 +271,7 @@ def _source_handlers(src: Any, out: Any, req: MuxRequest, fmt: str,
             label = f"audio track {k + 1}" + (f" ({lang})" if lang else "")
             name = stream.codec_context.name
             if req.audio == "copy" and _can_carry(fmt, stream):
-                out_stream = out.add_stream_from_template(stream)
+                out_stream = _copy_stream(out, stream)
                 handlers.append(_CopyHandler(stream, out_stream, req))
             else:
                 try:
@@ -247,7 +288,7 @@ def _source_handlers(src: Any, out: Any, req: MuxRequest, fmt: str,
         for k, stream in enumerate(src.streams.subtitles):
             name = stream.codec_context.name
             if _can_carry(fmt, stream):
-                out_stream = out.add_stream_from_template(stream)
+                out_stream = _copy_stream(out, stream)
                 _copy_stream_metadata(stream, out_stream)
                 handlers.append(_CopyHandler(stream, out_stream, req))
             else:
@@ -264,10 +305,8 @@ def _copy_stream_metadata(src_stream: Any, out_stream: Any) -> None:
             out_stream.metadata[key] = value
     disposition = getattr(src_stream, "disposition", None)
     if disposition is not None:
-        try:
+        with contextlib.suppress(AttributeError, TypeError, ValueError):
             out_stream.disposition = disposition
-        except (AttributeError, TypeError, ValueError):
-            pass
 
 
 def _copy_metadata(src: Any, out: Any) -> None:

@@ -60,16 +60,22 @@ class CodecSpec:
 
 
 CODECS: dict[str, CodecSpec] = {
+    # cpu-independent: x264's AVX-512 code paths give run-to-run different bitstreams for the
+    # same input (measured with PyAV's x264 build); resume must reproduce an uninterrupted run
+    # exactly, and this costs only a few percent of speed.
     "h264": CodecSpec(
         "h264", "libx264", "yuv420p", "yuv420p10le", (".mp4", ".m4v", ".mov", ".mkv"),
         default_crf=18, default_preset="medium", thread_type="FRAME",
+        options=(("x264-params", "cpu-independent=1"),),
     ),
     "h265": CodecSpec(
         "h265", "libx265", "yuv420p", "yuv420p10le", (".mp4", ".m4v", ".mov", ".mkv"),
         default_crf=20, default_preset="medium", thread_type="FRAME",
         options=(("x265-params", "log-level=error"),),
     ),
-    # Profile 3 = ProRes 422 HQ; ProRes is 10-bit whatever the source depth.
+    # Profile 3 = ProRes 422 HQ; ProRes is 10-bit whatever the source depth. Known limit: FFmpeg's
+    # ProRes encoders are not bit-reproducible for every width, so a resumed ProRes job matches
+    # an uninterrupted one frame for frame but not always bit for bit.
     "prores": CodecSpec(
         "prores", "prores_ks", "yuv422p10le", "yuv422p10le", (".mov", ".mkv"),
         options=(("profile", "3"), ("vendor", "apl0")),
@@ -158,7 +164,7 @@ def time_base_for(frame_rate: Fraction, source_time_base: Fraction | None = None
     Source times are multiples of the source time base num/den, hence of 1/den; without one, a
     multiple of 1/90000 (MPEG's clock) that also divides the nominal frame duration.
     """
-    if source_time_base is not None and 0 < source_time_base and \
+    if source_time_base is not None and source_time_base > 0 and \
             source_time_base.denominator <= 1_000_000:  # MOV timescales are 32-bit
         den = source_time_base.denominator
         # Keep at least millisecond resolution so resampled or trimmed times still fit well.

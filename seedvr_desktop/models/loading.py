@@ -197,11 +197,13 @@ def load_dit(
         state, name = dict(path_or_state), "the checkpoint"
     else:
         state, name = read_state_dict(path_or_state), Path(path_or_state).name
-    if dtype is not None:
-        state = convert_dtype(state, dtype)
     model = build_dit(config, device="meta")
     check_dit_state(state, model.state_dict(), config, name)
     model.load_state_dict(state, strict=True, assign=True)
+    # Convert while moving, tensor by tensor: a memory-mapped fp32 file is never copied whole
+    # into RAM before the cast. The RoPE frequency buffers keep float32 (see RopeFreqs).
+    if dtype is not None:
+        return model.to(device=device, dtype=dtype)
     return model.to(device)
 
 

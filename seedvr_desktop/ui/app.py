@@ -22,8 +22,10 @@ def create_application(argv: Sequence[str] | None = None):  # -> QApplication
     from PySide6.QtWidgets import QApplication
 
     from seedvr_desktop.resources import resource_path
+    from seedvr_desktop.ui.compat import pin_shared_singletons
     from seedvr_desktop.ui.theme import apply_dark_theme
 
+    pin_shared_singletons()  # before any thread starts; see compat.py for the binding defect
     existing = QApplication.instance()
     if existing is not None:
         return existing
@@ -43,10 +45,37 @@ def create_application(argv: Sequence[str] | None = None):  # -> QApplication
     return app
 
 
+def install_excepthook() -> None:
+    """An exception escaping a slot is a bug: log its traceback, tell the user in one line.
+
+    Qt would otherwise print the traceback to a console the user never sees, and the action
+    would silently do nothing.
+    """
+    from seedvr_desktop.log import log_file
+
+    def hook(kind, value, tb) -> None:
+        log.error("unhandled error", exc_info=(kind, value, tb))
+        if issubclass(kind, KeyboardInterrupt):
+            return
+        from PySide6.QtWidgets import QApplication
+
+        from seedvr_desktop.ui import dialogs
+
+        if QApplication.instance() is not None:
+            dialogs.show_error(QApplication.activeWindow(), "Internal error",
+                               f"{value} (details in {log_file()})")
+
+    sys.excepthook = hook
+
+
 def run_app(argv: Sequence[str] | None = None) -> int:
     """Show the main window; media or project paths on the command line are opened."""
+    from seedvr_desktop.log import setup_logging
+
     args = list(argv) if argv is not None else sys.argv[1:]
+    setup_logging()
     app = create_application([sys.argv[0] if sys.argv else "seedvr-desktop"])
+    install_excepthook()
 
     from seedvr_desktop.ui.main_window import MainWindow
 

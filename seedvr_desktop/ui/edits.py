@@ -68,7 +68,7 @@ class EditController(QObject):
             overrides = {f.name: getattr(settings, f.name) for f in dataclasses.fields(base)
                          if getattr(settings, f.name) != getattr(base, f.name)}
             if overrides != project.clip_by_id(clip_id).restore:
-                self.session.push(cmd.SetClipRestore(clip_id, overrides), merge=True)
+                self.session.push(cmd.SetClipRestore(clip_id, overrides))
         elif settings != project.restore:
             self.session.push(cmd.SetRestoreDefaults(settings))
 

@@ -1,7 +1,8 @@
-"""Qt face of the decoder thread: results arrive as queued signals on the GUI thread.
+"""Qt face of the decoder thread: its results become signals emitted on the GUI thread.
 
-`FrameDecoder` calls back on its own thread; emitting a signal of this GUI-thread object from
-there makes Qt queue the call, so slots run on the GUI thread and may build QImages.
+`FrameDecoder` calls back on its own thread; those callbacks only post to a `Mailbox`, which runs
+the signal emissions on the GUI thread, so slots may build QImages and no Qt call is made from
+the decoder thread.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import numpy as np
 from PySide6.QtCore import QObject, Signal
 
 from seedvr_desktop.ui.frame_decoder import FrameDecoder, FrameResult
+from seedvr_desktop.ui.mailbox import Mailbox
 
 __all__ = ["FrameResult", "FrameSource"]
 
@@ -31,11 +33,13 @@ class FrameSource(QObject):
     ) -> None:
         super().__init__(parent)
         self._latest_token = 0
+        self._mailbox = Mailbox(self)
+        post = self._mailbox.post
         self._decoder = FrameDecoder(
-            self.frame_ready.emit,
-            self.thumbnail_ready.emit,
-            self.failed.emit,
-            self.proxy_progressed.emit,
+            lambda result: post(self.frame_ready.emit, result),
+            lambda path, index, image: post(self.thumbnail_ready.emit, path, index, image),
+            lambda path, message: post(self.failed.emit, path, message),
+            lambda path, done, total: post(self.proxy_progressed.emit, path, done, total),
             cache_bytes=cache_bytes,
             proxy_bytes=proxy_bytes,
         )
@@ -67,6 +71,7 @@ class FrameSource(QObject):
 
     def close(self) -> None:
         self._decoder.close()
+        self._mailbox.close()
 
     def is_current(self, result: FrameResult) -> bool:
         """Whether a result answers the newest request (older ones are stale after a seek)."""

@@ -12,7 +12,7 @@ import logging
 import threading
 from pathlib import Path
 
-from PySide6.QtCore import QByteArray, Qt, QTimer, Signal
+from PySide6.QtCore import QByteArray, Qt, QTimer
 from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import QDialog, QDockWidget, QFileDialog, QMainWindow
 
@@ -45,7 +45,6 @@ APP_TITLE = "SeedVR Desktop"
 class MainWindow(QMainWindow):
     """Docks: media bin, viewer, timeline, inspector and queue."""
 
-    _engines_listed = Signal(list)
 
     def __init__(self, settings_dir: Path | None = None) -> None:
         super().__init__()
@@ -81,7 +80,6 @@ class MainWindow(QMainWindow):
         self.setAcceptDrops(True)
         self._restore_layout()
         self._refresh_all()
-        self._engines_listed.connect(self._on_self_engines_listed)
         threading.Thread(target=self._list_engines, daemon=True).start()
         # Transport keys work at once: focus starts on the timeline, not on a text field.
         self.timeline.setFocus()
@@ -109,7 +107,7 @@ class MainWindow(QMainWindow):
                          Qt.Orientation.Horizontal)
         self.resizeDocks([docks["timeline"], docks["queue"]], [1000, 460],
                          Qt.Orientation.Horizontal)
-        self.resizeDocks([docks["viewer"], docks["timeline"]], [620, 230], Qt.Orientation.Vertical)
+        self.resizeDocks([docks["viewer"], docks["timeline"]], [700, 180], Qt.Orientation.Vertical)
         self.docks = docks
         self.resize(1500, 920)
 
@@ -332,7 +330,8 @@ class MainWindow(QMainWindow):
         try:
             from seedvr_desktop.engine.registry import engine_names
 
-            self._engines_listed.emit(["auto", *engine_names()])
+            names = ["auto", *engine_names()]
+            self.host.mailbox.post(self._on_self_engines_listed, names)
         except Exception:  # the list is cosmetic; never fail the window over it
             log.warning("could not list engines", exc_info=True)
 

@@ -1,8 +1,9 @@
 """Importing dropped files and folders: expand, probe off the GUI thread, report per batch.
 
 Probing counts frames by demuxing, which can take seconds on a long capture, so it runs on a
-single background thread; results come back as queued signals. Everything that is not media is
-collected and reported once per drop (one dialog, not one per file), never raised.
+single background thread; results come back through a `Mailbox` as a GUI-thread signal.
+Everything that is not media is collected and reported once per drop (one dialog, not one per
+file), never raised.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from PySide6.QtCore import QObject, Signal
 
 from seedvr_desktop.errors import UserError
 from seedvr_desktop.project.model import MediaRef, ProbeSummary
+from seedvr_desktop.ui.mailbox import Mailbox
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +93,7 @@ class MediaImporter(QObject):
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="media-import")
+        self._mailbox = Mailbox(self)
         self._pending = 0
         self._lock = threading.Lock()
 
@@ -118,7 +121,8 @@ class MediaImporter(QObject):
         finally:
             with self._lock:
                 self._pending -= 1
-            self.batch_finished.emit(report)
+            self._mailbox.post(self.batch_finished.emit, report)
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
+        self._mailbox.close()

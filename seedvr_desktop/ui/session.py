@@ -171,10 +171,11 @@ class ProjectSession(QObject):
         return answer == dialogs.Answer.DISCARD
 
     def close(self) -> None:
-        """The window is going away with the user's consent: no recovery prompt next time."""
+        """The window is going away with the user's consent (changes saved or discarded), so
+        the autosave must not be offered back next time; only a crash leaves it behind."""
         self._timer.stop()
         target = self.autosaver.target()
-        if target is not None and not self.is_modified():
+        if target is not None:
             discard_autosave(target)
         self._unsubscribe()
 

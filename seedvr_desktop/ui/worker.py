@@ -2,10 +2,12 @@
 
 It owns the engine and keeps it (and its loaded model) between jobs, because loading a diffusion
 model takes far longer than a preview chunk. It talks to the GUI only through signals carrying
-plain data (job ids, `ProgressEvent` dataclasses, numpy frames, strings). Control flows the other
-way through thread-safe `threading.Event`s rather than queued slots: while a job runs the worker's
-event loop is busy, and cancel must still be seen within a second (the pipeline checks the event
-between chunks and engines inside long chunks).
+plain data (job ids, `ProgressEvent` dataclasses, numpy frames, strings); the worker thread posts
+each emission to a `Mailbox` so the signals are emitted on the GUI thread (no Qt call and no
+queued Python object crosses threads). Control flows the other way through thread-safe
+`threading.Event`s rather than queued slots: while a job runs the worker's event loop is busy, and
+cancel must still be seen within a second (the pipeline checks the event between chunks and
+engines inside long chunks).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import logging
 import threading
 import uuid
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,6 +26,7 @@ from PySide6.QtCore import QObject, QThread, Signal, Slot
 from seedvr_desktop.engine.base import Engine, ProgressEvent
 from seedvr_desktop.engine.job import RestoreJob, SizeRule
 from seedvr_desktop.errors import Cancelled, UserError
+from seedvr_desktop.ui.mailbox import Mailbox
 
 log = logging.getLogger(__name__)
 
@@ -64,8 +68,10 @@ class RestoreWorker(QObject):
     failed = Signal(str, str)  # job id, one-line message for the user
     cancelled = Signal(str)  # job id
 
-    def __init__(self) -> None:
+    def __init__(self, post: Callable[..., None] | None = None) -> None:
         super().__init__(None)
+        # How signals leave the worker thread: the host's mailbox (GUI thread), or direct.
+        self._post = post or (lambda fn, *args: fn(*args))
         self._lock = threading.Lock()
         self._pending: deque[_Job] = deque()
         self._jobs: dict[str, _Job] = {}
@@ -95,7 +101,7 @@ class RestoreWorker(QObject):
                 self._pending.remove(job)
                 del self._jobs[job_id]
         if queued:
-            self.cancelled.emit(job_id)
+            self._post(self.cancelled.emit, job_id)
         return True
 
     def set_paused(self, job_id: str, paused: bool) -> bool:
@@ -139,22 +145,23 @@ class RestoreWorker(QObject):
                     self._jobs.pop(job.job_id, None)
 
     def _run(self, job: _Job) -> None:
-        self.started.emit(job.job_id)
+        self._post(self.started.emit, job.job_id)
         try:
             if isinstance(job.payload, PreviewRequest):
                 self._run_preview(job, job.payload)
             else:
                 self._run_export(job, job.payload)
         except Cancelled:
-            self.cancelled.emit(job.job_id)
+            self._post(self.cancelled.emit, job.job_id)
         except UserError as exc:
-            self.failed.emit(job.job_id, str(exc))
+            self._post(self.failed.emit, job.job_id, str(exc))
         except MemoryError:
             self._drop_engine()
-            self.failed.emit(job.job_id, "out of memory: try a smaller memory budget or size")
+            message = "out of memory: try a smaller memory budget or output size"
+            self._post(self.failed.emit, job.job_id, message)
         except Exception as exc:  # a bug must reach the user as a message, never a crash
             log.exception("job %s failed", job.job_id)
-            self.failed.emit(job.job_id, f"internal error: {exc}")
+            self._post(self.failed.emit, job.job_id, f"internal error: {exc}")
 
     def _wait_while_paused(self, job: _Job) -> None:
         while not job.running.wait(PAUSE_POLL_SECONDS):
@@ -175,13 +182,13 @@ class RestoreWorker(QObject):
         try:
             for event in events:
                 last = event
-                self.progressed.emit(job.job_id, event)
+                self._post(self.progressed.emit, job.job_id, event)
                 self._wait_while_paused(job)
         finally:
             events.close()
         if job.cancel.is_set() or (last is not None and last.stage == "cancelled"):
             raise Cancelled()
-        self.finished.emit(job.job_id, str(restore_job.output_path))
+        self._post(self.finished.emit, job.job_id, str(restore_job.output_path))
 
     def _run_preview(self, job: _Job, request: PreviewRequest) -> None:
         from seedvr_desktop.ui.preview_render import render_preview_chunk
@@ -190,8 +197,8 @@ class RestoreWorker(QObject):
         first, frames = render_preview_chunk(engine, request, job.cancel)
         if job.cancel.is_set():
             raise Cancelled()
-        self.chunk_ready.emit(job.job_id, first, frames)
-        self.finished.emit(job.job_id, "")
+        self._post(self.chunk_ready.emit, job.job_id, first, frames)
+        self._post(self.finished.emit, job.job_id, "")
 
     def _engine_for(self, name: str, options: dict[str, object]) -> Engine:
         from seedvr_desktop.engine.registry import create_engine, resolve_auto
@@ -228,7 +235,8 @@ class WorkerHost(QObject):
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
-        self.worker = RestoreWorker()
+        self.mailbox = Mailbox(self)
+        self.worker = RestoreWorker(self.mailbox.post)
         self.thread = QThread()
         self.thread.setObjectName("restore-worker")
         self.worker.moveToThread(self.thread)
@@ -269,6 +277,7 @@ class WorkerHost(QObject):
         stopped = self.thread.wait(timeout_ms)
         if stopped:
             self.worker.release_engine()  # thread is gone: safe to call directly
+            self.mailbox.drain()  # deliver the last cancelled/finished signals
         else:
             log.error("the restore worker did not stop within %d ms", timeout_ms)
         return bool(stopped)

@@ -19,7 +19,8 @@ from seedvr_desktop.engine.registry import register_engine
 CHUNKY_CAPS = EngineCaps(name="test-chunky", chunk_length=9, overlap=2, temporal_multiple=4,
                          size_multiple=2, description="test engine")
 
-# Every restore_chunk call, as (chunk index, first source frame, frames); tests clear it.
+# Every restore_chunk call, as (chunk index, first source frame, frames without the padding);
+# the padding repeats the last real frame, the synthetic clips never do. Tests clear it.
 CALLS: list[tuple[int, int, int]] = []
 # Called with the chunk context after each chunk (tests use it to cancel or interrupt).
 HOOK: list[Callable[[ChunkContext], None]] = []
@@ -38,7 +39,10 @@ class ChunkyEngine(Engine):
         # Chunk-dependent change: +0..0.06 brightness, seeded like a generative engine's noise.
         out += 0.02 * ((context.index + context.seed) % 4)
         np.clip(out, 0.0, 1.0, out=out)
-        CALLS.append((context.index, context.first_frame, t))
+        repeats = 1
+        while repeats < t and np.array_equal(frames[t - 1 - repeats], frames[-1]):
+            repeats += 1
+        CALLS.append((context.index, context.first_frame, t - repeats + 1))
         for hook in HOOK:
             hook(context)
         return out
@@ -67,10 +71,11 @@ def packet_payloads(path: object, kind: str = "audio") -> list[list[bytes]]:
     """Per stream of `kind` (in order), the payload bytes of every non-empty packet."""
     import av
 
-    out: list[list[bytes]] = []
     with av.open(str(path)) as container:
-        streams = [s for s in container.streams if s.type == kind]
-        for stream in streams:
-            container.seek(0)
+        count = sum(1 for s in container.streams if s.type == kind)
+    out: list[list[bytes]] = []
+    for k in range(count):
+        with av.open(str(path)) as container:
+            stream = [s for s in container.streams if s.type == kind][k]
             out.append([bytes(p) for p in container.demux(stream) if p.size])
     return out

@@ -18,6 +18,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from seedvr_desktop.models.dit.config import DiTConfig
 from seedvr_desktop.models.dit.layers import MMPair, RMSNorm, mm_apply
@@ -41,6 +42,8 @@ class WindowAttention(nn.Module):
         self.window = tuple(cfg.window[index])
         self.method = cfg.window_method[index]
         self.text_rope = cfg.is_v2  # v1 rotates video only
+        # None: exact reference arithmetic for float32 models, fused fast kernels otherwise.
+        self.exact: bool | None = None
         self.proj_qkv = MMPair(lambda: nn.Linear(dim, 3 * inner, bias=cfg.qk_bias), shared=shared)
         self.proj_out = MMPair(lambda: nn.Linear(inner, dim), shared=shared)
         # v1 never shares the qk norms; v2 shares them in the `.all.` layers.
@@ -68,8 +71,9 @@ class WindowAttention(nn.Module):
             txt_q = apply_rope(txt_q.index_select(0, src), tcos, tsin)
             txt_k = apply_rope(txt_k.index_select(0, src), tcos, tsin)
 
+        exact = self.exact if self.exact is not None else vid.dtype == torch.float32
         vid_out, txt_out = windowed_attention(
-            vid_q, vid_k, vid_v, txt_q, txt_k, txt_v, plan, packing
+            vid_q, vid_k, vid_v, txt_q, txt_k, txt_v, plan, packing, exact=exact
         )
         return mm_apply(self.proj_out, vid_out.flatten(1), txt_out.flatten(1))
 
@@ -100,27 +104,40 @@ def windowed_attention(
     txt_v: Tensor,
     plan: WindowPlan,
     packing: Packing,
+    *,
+    exact: bool,
 ) -> tuple[Tensor, Tensor]:
     """Attention over all segments of a plan.
 
     Inputs are (L, H, D) video and (Lt, H, D) text tensors in packed order (RoPE applied).
     Returns video outputs (L, H, D) in the same order and text outputs (Lt, H, D), each text
     output being the mean over the windows of its sample.
+
+    `exact` runs each segment on its own through the float32 "math" SDPA kernel, which is what
+    the reference computes (bit for bit on the same CPU kernels); otherwise segments of equal
+    shape are batched into one fused SDPA call (flash / memory-efficient kernels), the fast path.
     """
     out_dtype = vid_q.dtype
-    compute = torch.float32 if out_dtype == torch.float32 else torch.bfloat16
+    compute = torch.float32 if exact or out_dtype == torch.float32 else torch.bfloat16
     heads, dim = vid_q.shape[1], vid_q.shape[2]
     vid_out = vid_q.new_empty(vid_q.shape)
     copies = vid_q.new_empty((plan.txt_copy_len, heads, dim))
     for group in plan.groups:
-        q = _segments(vid_q, txt_q, group, compute)  # (n, H, S+Lt, D)
-        k = _segments(vid_k, txt_k, group, compute)
-        v = _segments(vid_v, txt_v, group, compute)
-        out = _sdpa(q, k, v)
-        out = out.transpose(1, 2).to(torch.bfloat16).to(out_dtype)  # (n, S+Lt, H, D)
         s = group.vid_idx.shape[1]
-        vid_out[group.vid_idx.reshape(-1)] = out[:, :s].reshape(-1, heads, dim)
-        copies[group.txt_slot.reshape(-1)] = out[:, s:].reshape(-1, heads, dim)
+        if exact:
+            with sdpa_kernel(SDPBackend.MATH):
+                for i in range(group.vid_idx.shape[0]):
+                    pick = slice(i, i + 1)
+                    one = SegmentGroup(
+                        group.vid_idx[pick], group.txt_idx[pick], group.txt_slot[pick]
+                    )
+                    out = _attend(vid_q, vid_k, vid_v, txt_q, txt_k, txt_v, one, compute, out_dtype)
+                    vid_out[one.vid_idx[0]] = out[0, :s]
+                    copies[one.txt_slot[0]] = out[0, s:]
+        else:
+            out = _attend(vid_q, vid_k, vid_v, txt_q, txt_k, txt_v, group, compute, out_dtype)
+            vid_out[group.vid_idx.reshape(-1)] = out[:, :s].reshape(-1, heads, dim)
+            copies[group.txt_slot.reshape(-1)] = out[:, s:].reshape(-1, heads, dim)
     txt_out = [
         copies[base : base + n_txt * n_win].view(n_txt, n_win, heads, dim).mean(1)
         for base, n_txt, n_win in zip(
@@ -130,11 +147,26 @@ def windowed_attention(
     return vid_out, txt_out[0] if len(txt_out) == 1 else torch.cat(txt_out)
 
 
+def _attend(
+    vid_q: Tensor,
+    vid_k: Tensor,
+    vid_v: Tensor,
+    txt_q: Tensor,
+    txt_k: Tensor,
+    txt_v: Tensor,
+    group: SegmentGroup,
+    compute: torch.dtype,
+    out_dtype: torch.dtype,
+) -> Tensor:
+    """SDPA over the group's segments -> (n, S+Lt, H, D) in out_dtype, through bf16."""
+    q = _segments(vid_q, txt_q, group, compute)  # (n, H, S+Lt, D)
+    k = _segments(vid_k, txt_k, group, compute)
+    v = _segments(vid_v, txt_v, group, compute)
+    out = F.scaled_dot_product_attention(q, k, v)  # scale 1/sqrt(D)
+    return out.transpose(1, 2).to(torch.bfloat16).to(out_dtype)
+
+
 def _segments(vid: Tensor, txt: Tensor, group: SegmentGroup, compute: torch.dtype) -> Tensor:
     """Gather the group's segments as (n, H, S+Lt, D), through bf16 as the official code does."""
     seg = torch.cat((vid[group.vid_idx], txt[group.txt_idx]), dim=1)  # (n, S+Lt, H, D)
     return seg.to(torch.bfloat16).to(compute).transpose(1, 2)
-
-
-def _sdpa(q: Tensor, k: Tensor, v: Tensor) -> Tensor:
-    return torch.ops.aten._scaled_dot_product_attention_math(q, k, v)[0]

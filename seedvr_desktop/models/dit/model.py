@@ -189,6 +189,12 @@ class NaDiT(nn.Module):
             self._packings.popitem(last=False)
         return packing
 
+    def set_exact_attention(self, exact: bool | None) -> None:
+        """True: reference arithmetic (per-window float32 math attention, slow, bit-faithful);
+        False: fused SDPA batched by window shape (fast); None: exact only for float32 models."""
+        for block in self.blocks:
+            block.attn.exact = exact
+
     def clear_cache(self) -> None:
         """Forget cached window plans and RoPE tables (e.g. to free GPU memory)."""
         self._packings.clear()

@@ -28,7 +28,7 @@ class CaptionTrack(QWidget):
     def __init__(self, timeline: TimelineWidget) -> None:
         super().__init__(timeline)
         self.setObjectName("captionTrack")
-        self.setMinimumHeight(30)
+        self.setFixedHeight(34)
         self.setFocusPolicy(Qt.FocusPolicy.ClickFocus)
         self.setToolTip(
             "Captions: double-click to add or edit, drag the ends to retime, Del removes"

@@ -132,6 +132,7 @@ class ExportDialog(QDialog):
         layout = QVBoxLayout(self)
         layout.addLayout(form)
         layout.addWidget(buttons)
+        self.setMinimumWidth(560)
 
         preset, archive = guess_preset(settings)
         self._show(settings)

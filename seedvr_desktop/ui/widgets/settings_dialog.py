@@ -1,7 +1,8 @@
 """Preferences: models folder and model manager, device, precision, memory budget, defaults.
 
 Model downloads run on a plain Python thread (they are network- and disk-bound and know nothing
-of Qt); progress comes back through a queued signal. Closing the dialog does not stop a download.
+of Qt); progress comes back through a `Mailbox` to the GUI thread. Closing the dialog does not
+stop a download.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from PySide6.QtWidgets import (
     QFormLayout,
     QGroupBox,
     QHBoxLayout,
+    QHeaderView,
     QLineEdit,
     QProgressBar,
     QPushButton,
@@ -31,6 +33,7 @@ from PySide6.QtWidgets import (
 )
 
 from seedvr_desktop.settings import Settings
+from seedvr_desktop.ui.mailbox import Mailbox
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +54,8 @@ class ModelManager(QWidget):
         self.table = QTableWidget(0, 3)
         self.table.setHorizontalHeaderLabels(["Model", "Size", "State"])
         self.table.horizontalHeader().setStretchLastSection(True)
+        self.table.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        self.table.verticalHeader().setVisible(False)
         self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
         self.table.setSelectionBehavior(QTableWidget.SelectionBehavior.SelectRows)
         self.download_button = QPushButton("Download selected")
@@ -60,6 +65,7 @@ class ModelManager(QWidget):
         self._progressed.connect(self._on_self_progressed)
         self._done.connect(self._on_self_done)
         self._thread: threading.Thread | None = None
+        self._mailbox = Mailbox(self)
         row = QHBoxLayout()
         row.addWidget(self.download_button)
         row.addWidget(self.progress, 1)
@@ -100,15 +106,17 @@ class ModelManager(QWidget):
         from seedvr_desktop.engine import model_store
         from seedvr_desktop.errors import UserError
 
+        post = self._mailbox.post
         try:
-            model_store.download(name, root=self.models_dir, progress=self._progressed.emit)
+            model_store.download(name, root=self.models_dir, progress=lambda *a: post(
+                self._progressed.emit, *a))
         except UserError as exc:
-            self._done.emit(name, str(exc))
+            post(self._done.emit, name, str(exc))
         except Exception as exc:
             log.exception("model download failed")
-            self._done.emit(name, f"internal error: {exc}")
+            post(self._done.emit, name, f"internal error: {exc}")
         else:
-            self._done.emit(name, "")
+            post(self._done.emit, name, "")
 
     def _on_self_progressed(self, filename: str, done: int, total: int) -> None:
         if total > 0:

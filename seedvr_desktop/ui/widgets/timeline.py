@@ -43,7 +43,7 @@ class ClipTrack(QWidget):
     def __init__(self, timeline: TimelineWidget) -> None:
         super().__init__(timeline)
         self._tl = timeline
-        self.setMinimumHeight(RULER_H + CLIP_H + 4)
+        self.setFixedHeight(RULER_H + CLIP_H + 8)
         self.setMouseTracking(False)
 
     def paintEvent(self, event: QPaintEvent) -> None:
@@ -174,9 +174,10 @@ class TimelineWidget(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(1)
-        layout.addWidget(self.track, 3)
-        layout.addWidget(self.caption_track, 1)
+        layout.addWidget(self.track)
+        layout.addWidget(self.caption_track)
         layout.addLayout(bottom)
+        layout.addStretch(1)
 
     # ---------------------------------------------------------------- content
     def set_items(self, clips: list[ClipSpan], captions: list[CaptionSpan]) -> None:

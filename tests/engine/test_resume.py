@@ -1,0 +1,139 @@
+"""Resume: a job stopped after some chunks and continued with resume=True gives the same file
+content as one uninterrupted run (same decoded frames, same video packets)."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+
+from seedvr_desktop.engine import pipeline, video_run
+from seedvr_desktop.engine.job import RestoreJob, SizeRule
+from seedvr_desktop.engine.journal import Journal, work_dir_for
+from seedvr_desktop.engine.pipeline import run_restore
+from seedvr_desktop.engine.registry import engine_names
+from tests.clips import make_video
+from tests.engine import pipeline_fakes
+from tests.engine.pipeline_fakes import decode_video, packet_payloads
+
+
+@pytest.fixture(autouse=True)
+def _short_segments(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Segments of a few frames, so a tiny clip has several to resume between."""
+    monkeypatch.setattr(pipeline, "SEGMENT_SECONDS", 0.2)
+    pipeline_fakes.CALLS.clear()
+    pipeline_fakes.HOOK.clear()
+
+
+def _job(src: Path, out: Path, engine: str, **kwargs: object) -> RestoreJob:
+    return RestoreJob(src, out, engine=engine, **kwargs)  # type: ignore[arg-type]
+
+
+def _assert_same_output(a: Path, b: Path) -> None:
+    times_a, images_a = decode_video(a)
+    times_b, images_b = decode_video(b)
+    assert times_a == times_b
+    assert len(images_a) == len(images_b)
+    assert all((x == y).all() for x, y in zip(images_a, images_b))
+    assert packet_payloads(a, "video") == packet_payloads(b, "video")
+    assert packet_payloads(a) == packet_payloads(b)
+
+
+def test_resume_after_cancel_equals_uninterrupted(tmp_path: Path) -> None:
+    clip = make_video(tmp_path / "c.mp4", frames=45, audio="aac", vfr_jitter=True)
+    full = tmp_path / "full.mp4"
+    list(run_restore(_job(clip.path, full, "test-chunky")))
+    chunks = len(pipeline_fakes.CALLS)
+    assert chunks >= 5
+
+    out = tmp_path / "resumed.mp4"
+    cancel = threading.Event()
+    pipeline_fakes.CALLS.clear()
+    pipeline_fakes.HOOK.append(lambda ctx: cancel.set() if ctx.index == 3 else None)
+    events = list(run_restore(_job(clip.path, out, "test-chunky"), cancel))
+    assert events[-1].stage == "cancelled" and not out.exists()
+    journal = work_dir_for(out) / "journal.json"
+    assert journal.exists()  # finished segments are kept for --resume
+    assert not list(work_dir_for(out).glob("*.part"))  # the unfinished one is gone
+
+    pipeline_fakes.HOOK.clear()
+    pipeline_fakes.CALLS.clear()
+    events = list(run_restore(_job(clip.path, out, "test-chunky", resume=True)))
+    assert any("resuming" in e.message for e in events)
+    assert events[-1].stage == "done"
+    resumed_chunks = [index for index, _, _ in pipeline_fakes.CALLS]
+    assert resumed_chunks and resumed_chunks[0] > 0  # finished chunks were not redone
+    assert resumed_chunks == list(range(resumed_chunks[0], chunks))
+    _assert_same_output(full, out)
+    assert not work_dir_for(out).exists()
+
+
+def test_resume_after_crash_equals_uninterrupted(tmp_path: Path) -> None:
+    clip = make_video(tmp_path / "c.mkv", frames=40, audio="ac3")
+    full = tmp_path / "full.mkv"
+    list(run_restore(_job(clip.path, full, "test-chunky", size=SizeRule(scale=1.5))))
+
+    def crash(ctx: object) -> None:
+        if getattr(ctx, "index", 0) == 4:
+            raise RuntimeError("simulated crash")
+
+    out = tmp_path / "out.mkv"
+    pipeline_fakes.HOOK.append(crash)
+    with pytest.raises(RuntimeError):
+        list(run_restore(_job(clip.path, out, "test-chunky", size=SizeRule(scale=1.5))))
+    (work_dir_for(out) / "seg_99999.mov.part").write_bytes(b"left by the crash")
+    pipeline_fakes.HOOK.clear()
+    list(run_restore(_job(clip.path, out, "test-chunky", size=SizeRule(scale=1.5),
+                          resume=True)))
+    _assert_same_output(full, out)
+
+
+def test_resume_pass_through_path(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setattr(video_run, "_EVENT_INTERVAL", 0.0)  # an event per frame
+    clip = make_video(tmp_path / "c.mp4", frames=30, audio="aac")
+    full = tmp_path / "full.mp4"
+    list(run_restore(_job(clip.path, full, "none")))
+    out = tmp_path / "out.mp4"
+    cancel = threading.Event()
+    for event in run_restore(_job(clip.path, out, "none"), cancel):
+        if event.stage == "restore" and event.frames_done >= 17:
+            cancel.set()
+    journal = Journal._load(work_dir_for(out))
+    assert journal is not None and 0 < journal.segments[-1].frames_done < 30
+    events = list(run_restore(_job(clip.path, out, "none", resume=True)))
+    assert events[-1].stage == "done"
+    _assert_same_output(full, out)
+
+
+def test_changed_settings_start_over(tmp_path: Path) -> None:
+    clip = make_video(tmp_path / "c.mp4", frames=30)
+    out = tmp_path / "out.mp4"
+    cancel = threading.Event()
+    pipeline_fakes.HOOK.append(lambda ctx: cancel.set() if ctx.index == 2 else None)
+    list(run_restore(_job(clip.path, out, "test-chunky"), cancel))
+    pipeline_fakes.HOOK.clear()
+    pipeline_fakes.CALLS.clear()
+    events = list(run_restore(_job(clip.path, out, "test-chunky", seed=1, resume=True)))
+    assert any("other settings" in e.message for e in events)
+    assert pipeline_fakes.CALLS[0][0] == 0  # started from the first chunk
+    reference = tmp_path / "ref.mp4"
+    list(run_restore(_job(clip.path, reference, "test-chunky", seed=1)))
+    _assert_same_output(reference, out)
+
+
+@pytest.mark.skipif("classic" not in engine_names(), reason="classic engine not installed")
+def test_resume_with_classic_engine(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setattr(video_run, "_EVENT_INTERVAL", 0.0)  # an event after every chunk
+    clip = make_video(tmp_path / "c.mp4", frames=48, size=(64, 48))  # 4 chunks of <= 16
+    full = tmp_path / "full.mp4"
+    list(run_restore(_job(clip.path, full, "classic")))
+    out = tmp_path / "out.mp4"
+    cancel = threading.Event()
+    for event in run_restore(_job(clip.path, out, "classic"), cancel):
+        if event.stage == "restore" and event.chunk_index >= 2:
+            cancel.set()
+    journal = Journal._load(work_dir_for(out))
+    assert journal is not None and journal.segments[-1].next_chunk == 2
+    list(run_restore(_job(clip.path, out, "classic", resume=True)))
+    _assert_same_output(full, out)
