@@ -5,7 +5,8 @@
 #   2. `restore` with the classic engine on the sample clip shipped in the bundle: exit 0 and an
 #      output with every frame of the sample, checked with the bundle's own `probe`;
 #   3. `--self-test`: main window offscreen, a clip imported, a preview restored and one split
-#      compare frame drawn and checked (screenshot kept in build/bundle-test/selftest.png);
+#      compare frame drawn and checked (screenshot kept in build/bundle-test/selftest.png), then
+#      torch loaded and run once;
 # then start-up is timed (process start to the main window shown, median of STARTUP_RUNS runs)
 # against STARTUP_LIMIT_S, and bundle size, build time and start-up time are printed.
 #
@@ -41,7 +42,14 @@ export SEEDVR_DESKTOP_LOG_DIR="$out/logs" QT_QPA_PLATFORM=offscreen
 failures=0
 pass() { printf '  PASS  %s\n' "$*"; }
 fail() { printf '  FAIL  %s\n' "$*"; failures=$((failures + 1)); }
-now() { date +%s.%N; }
+now() {  # wall-clock seconds with a fraction; macOS date has no %N, perl is always there
+    local t
+    t="$(date +%s.%N)"
+    case "$t" in
+        *N) perl -MTime::HiRes=time -e 'printf "%.6f\n", time' ;;
+        *) echo "$t" ;;
+    esac
+}
 elapsed() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.2f", b - a }'; }
 json_number() { grep -o "\"$1\": *[0-9]*" | head -n 1 | grep -o '[0-9]*$'; }
 

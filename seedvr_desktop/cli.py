@@ -55,13 +55,13 @@ def parse_time(text: str) -> float:
 
 
 def parse_size(text: str) -> tuple[int, int]:
-    """(width, height) from "1920x1080"."""
+    """(width, height) from "1920x1080"; one side may be 0 to keep the aspect ratio."""
     try:
         w, h = (int(v) for v in text.lower().split("x"))
     except ValueError:
         raise argparse.ArgumentTypeError(f"size must look like 1920x1080, not {text!r}") from None
-    if w < 2 or h < 2:
-        raise argparse.ArgumentTypeError(f"size too small: {text}")
+    if w < 0 or h < 0 or w == h == 0:
+        raise argparse.ArgumentTypeError(f"not a usable size: {text}")
     return w, h
 
 
@@ -253,7 +253,7 @@ def probe_rows(info: object) -> list[tuple[str, str]]:
 def _run_gui(argv: Sequence[str]) -> int:
     try:
         from seedvr_desktop.ui.app import run_app
-    except ImportError as exc:
+    except (ImportError, OSError) as exc:  # no GUI package, or Qt's libraries fail to load
         print(f"error: the GUI cannot start ({exc}); use a command such as "
               "`seedvr-desktop restore --help`", file=sys.stderr)
         return 1
@@ -265,10 +265,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     from seedvr_desktop.log import current_log_file, setup_logging
 
     args_list = list(sys.argv[1:] if argv is None else argv)
-    if not args_list:
-        setup_logging(console=True)
-        return _run_gui([])  # no command: the GUI
     try:
+        if not args_list:
+            setup_logging()
+            return _run_gui([])  # no command: the GUI
         parser = build_parser()
         args = parser.parse_args(args_list)
         setup_logging(verbose=args.verbose)

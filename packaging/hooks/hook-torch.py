@@ -3,8 +3,8 @@
 The hook from pyinstaller-hooks-contrib collects every submodule and every non-Python file of the
 torch package. That is the safe default, but a torch wheel carries well over 100 MB that an
 application never runs: C++ test executables (`torch/test`, `torch/bin` apart from the shared
-memory manager), static libraries, the internal test suite (`torch.testing._internal`, which
-also drags in pytest and hypothesis) and small test libraries in `torch/lib`.
+memory manager), static libraries, small test libraries in `torch/lib`, and modules of developer
+tools (TensorBoard, benchmarks, HIPify).
 
 Rather than re-deriving the community hook (it also finds NVIDIA CUDA wheels and Windows MKL
 DLLs, which change between torch releases), this hook runs it and filters its results. Hooks on
@@ -23,9 +23,9 @@ from PyInstaller.utils.hooks import logger
 _COMMUNITY_HOOK = (Path(_pyinstaller_hooks_contrib.__file__).parent / "stdhooks"
                    / "hook-torch.py")
 
-# Submodules nothing in an application imports: the test suite and developer tooling.
+# Submodules nothing in an application imports: developer tooling. (Not torch.testing._internal:
+# `import torch` itself loads two of its modules, logging_tensor and common_dtype.)
 DEV_MODULES = (
-    "torch.testing._internal",
     "torch.utils.tensorboard",
     "torch.utils.benchmark",
     "torch.utils.bottleneck",
@@ -39,7 +39,6 @@ DEV_FILES = (
     "torch/bin/*",
     "torch/include/*",
     "torch/share/*",
-    "torch/testing/_internal/*",
     "torch/lib/*_test.*",
     "torch/lib/libbackend_with_compiler.*",
     "torch/lib/libaoti_custom_ops.*",

@@ -7,7 +7,7 @@ Per chunk (architecture doc §6, with our changes marked *):
    each latent's absolute frame position, so resumed and re-chunked runs get the same noise.
 3. DiT: SeedVR2 one step at t=1000, or SeedVR's Euler steps with classifier-free guidance and a
    noised condition. *Long chunks are split into overlapping DiT windows of latent frames when
-   memory demands it, blended in latent space (bench/engine.py measures why latent, not pixel).
+   memory demands it, blended in latent space (measured smoother than pixel cross-fades).
 4. VAE decode in temporal slices; colour fix against the resized input (default chosen by
    measurement, see DEFAULT_COLOR_FIX); crop the padding; float32 [0, 1] at the output size.
 
@@ -35,13 +35,20 @@ from seedvr_desktop.errors import ModelError, UserError
 
 log = logging.getLogger(__name__)
 
-# Chosen by bench/engine.py (see the engine note): wavelet reconstruction keeps the input's
-# colour and brightness exactly in flat areas and leaves the restored detail, while AdaIN and
-# LAB only match global statistics and let local colour drift through.
+# Chosen by measurement (bench/engine.py "colour"): on synthetic footage with a colour cast and
+# low-frequency blotches, wavelet reconstruction cut the low-pass colour error from 26 to 1.4 dE
+# (AdaIN 10, LAB 12) without losing detail (high-pass PSNR unchanged; AdaIN -0.8 dB, LAB
+# -1.8 dB), and left correct colour alone (0.18 vs 0.21 dE). It follows the input's
+# low-frequency noise (2.7 dE on a noisy input, AdaIN 1.7), hence AdaIN and LAB stay available.
 DEFAULT_COLOR_FIX = "wavelet"
 COLOR_FIXES = ("wavelet", "adain", "lab", "none")
-CHUNK_FRAMES = 45  # pipeline chunk (4n+1): long enough for temporal consistency, bounded host RAM
-CHUNK_OVERLAP = 4  # frames cross-faded by the pipeline between chunks
+# Pipeline chunks (4n+1 frames). Inside a chunk the VAE runs once and DiT windows are blended in
+# latent space, which measured seamless (joins 1.03-1.06x the inside frame-to-frame change,
+# within 0.002 of the whole-clip result) where separate chunks cross-faded in pixels gave
+# 1.0-1.34x with worst jumps of 1.7-1.8x (bench/engine.py "blend"). So chunks are long (host
+# memory: 61 frames of 1080p float32 are 1.5 GB) and their pixel overlap generous.
+CHUNK_FRAMES = 61
+CHUNK_OVERLAP = 8  # frames cross-faded by the pipeline between chunks
 # Stage hook for benchmarks: called with (stage, "start" | "end").
 StageHook = Callable[[str, str], None]
 
@@ -129,7 +136,6 @@ class SeedVREngine(Engine):
         if self.model is not None:
             return
         from seedvr_desktop.engine import device as dev
-        from seedvr_desktop.engine.seedvr_model import load_model
 
         spec = self.spec()
         self.choice = dev.resolve(self.device_name, self.precision_name)
@@ -137,15 +143,37 @@ class SeedVREngine(Engine):
         if self.recipe.cfg_scale != 1.0 and spec.neg_path is None:
             raise ModelError(f"guided sampling needs neg_emb.pt in {spec.folder}")
         spec = replace(spec, recipe=self.recipe)
-        start_on_cpu = self.offload in ("dit", "stream") and self.choice.device.type != "cpu"
-        self.model = load_model(spec, device=self.choice.device, dtype=self.choice.dtype,
-                                dit_device=_cpu() if start_on_cpu else None)
+        self.model = self._load_weights(spec)
         if self.compile:
             import torch
 
             for block in self.model.dit.blocks:
                 block.forward = torch.compile(block.forward)
         log.info("%s ready on %s (%s)", spec.name, self.choice.label, self.choice.precision)
+
+    def _load_weights(self, spec: Any) -> Any:
+        """Load; the DiT starts in CPU memory when offloading was asked for or when its weights
+        would not leave room on the GPU (the memory fit then streams or offloads it)."""
+        from seedvr_desktop.engine import device as dev
+        from seedvr_desktop.engine.memory import ModelSizes
+        from seedvr_desktop.engine.seedvr_model import load_model
+
+        device = self.choice.device
+        on_cpu = device.type != "cpu" and self.offload in ("dit", "stream")
+        if device.type != "cpu" and not on_cpu:
+            sizes = ModelSizes.from_configs(spec.dit_config, spec.vae_config, 64)
+            weights = (sizes.dit_params + sizes.vae_params) * self.choice.dtype.itemsize
+            on_cpu = weights > 0.75 * dev.free_memory(device)
+        try:
+            return load_model(spec, device=device, dtype=self.choice.dtype,
+                              dit_device=_cpu() if on_cpu else None)
+        except Exception as exc:
+            if not dev.is_out_of_memory(exc) or on_cpu:
+                raise
+            log.warning("the DiT does not fit on %s next to the VAE; keeping it in CPU memory",
+                        self.choice.label)
+            dev.empty_cache(device)
+            return load_model(spec, device=device, dtype=self.choice.dtype, dit_device=_cpu())
 
     def sizes(self) -> Any:
         from seedvr_desktop.engine.memory import ModelSizes

@@ -20,6 +20,7 @@ from seedvr_desktop.engine.base import ChunkContext
 from seedvr_desktop.engine.memory import TILE_OVERLAP
 from seedvr_desktop.engine.seedvr_stages import (
     TEMPORAL_FACTOR,
+    cancel_hooks,
     check_cancel,
     dit_block_hooks,
     keyed_noise,
@@ -35,6 +36,7 @@ from seedvr_desktop.engine.seedvr_stages import (
 )
 from seedvr_desktop.models import diffusion
 from seedvr_desktop.models.color_fix import apply_color_fix
+from seedvr_desktop.models.vae.causal_conv import CausalConv3d
 
 
 class ChunkRun:
@@ -102,30 +104,29 @@ class ChunkRun:
         """Condition latents (T_lat, h, w, 16), scaled for the DiT, float32 on the device."""
         self._place_dit(False)
         vae = self.model.vae
-        total = len(self.index)
         n = self.settings.encode_slice
-        spans = self._slices(total, 1 + n, n)
-        state: Any = None
-        tile_states: dict[tuple[int, int], Any] = {}
-        parts = []
-        for a, b in spans:
-            check_cancel(self.cancel)
-            x = self._pixels(a, b, vae.dtype)
-            if self.settings.tile:
-                mean, logvar = self._encode_tiled(x, tile_states)
-            else:
-                post, state = vae.encode_slice(x, state, self.options)
-                mean, logvar = post.mean, post.logvar
-            la = 0 if a == 0 else (a - 1) // TEMPORAL_FACTOR + 1
-            lb = la + mean.shape[2]
-            eps = keyed_noise(self.seed, "posterior", self.keys[la:lb],
-                              (mean.shape[1], self.h_lat, self.w_lat))  # (t, C, h, w)
-            eps = eps.permute(1, 0, 2, 3).unsqueeze(0).to(self.device)
-            z = mean.float() + torch.exp(0.5 * logvar.float()) * eps
-            parts.append(z)
-            del x, mean, logvar
+        self._enc_state: Any = None
+        self._enc_tiles: dict[tuple[int, int], Any] = {}
+        with cancel_hooks(vae, self.cancel, (CausalConv3d,)):
+            parts = [self._encode_slice(a, b) for a, b in self._slices(len(self.index), 1 + n, n)]
         z = torch.cat(parts, dim=2)  # (1, C, T_lat, h, w)
         return vae.to_dit_latent(z).float()
+
+    def _encode_slice(self, a: int, b: int) -> Tensor:
+        """Latent sample (1, C, t, h, w) of padded frames [a, b), continuing the stream."""
+        check_cancel(self.cancel)
+        vae = self.model.vae
+        x = self._pixels(a, b, vae.dtype)
+        if self.settings.tile:
+            mean, logvar = self._encode_tiled(x, self._enc_tiles)
+        else:
+            post, self._enc_state = vae.encode_slice(x, self._enc_state, self.options)
+            mean, logvar = post.mean, post.logvar
+        la = 0 if a == 0 else (a - 1) // TEMPORAL_FACTOR + 1
+        eps = keyed_noise(self.seed, "posterior", self.keys[la:la + mean.shape[2]],
+                          (mean.shape[1], self.h_lat, self.w_lat))  # (t, C, h, w)
+        eps = eps.permute(1, 0, 2, 3).unsqueeze(0).to(self.device)
+        return mean.float() + torch.exp(0.5 * logvar.float()) * eps
 
     def _encode_tiled(self, x: Tensor, states: dict[tuple[int, int], Any]) -> tuple[Tensor, Tensor]:
         """Approximate spatial tiling: encode overlapping pixel tiles, blend their posteriors."""
@@ -203,31 +204,34 @@ class ChunkRun:
         z = vae.from_dit_latent(latent)  # (1, C, T_lat, h, w)
         out = np.empty((self.count, self.out_h, self.out_w, 3), np.float32)
         n = self.settings.decode_slice
-        state: Any = None
-        states: dict[tuple[int, int], Any] = {}
+        self._dec_state: Any = None
+        self._dec_tiles: dict[tuple[int, int], Any] = {}
         frame = 0
-        for la, lb in self._slices(self.t_lat, 1 + n, n):
-            check_cancel(self.cancel)
-            part = z[:, :, la:lb]
-            if self.settings.tile:
-                px = self._decode_tiled(part, states)
-            else:
-                px, state = vae.decode_slice(part, state, self.options)
-            f = px.shape[2]
-            if frame < self.count:
-                t0 = time.perf_counter()
-                ref = self._pixels(frame, frame + f, torch.float32)
-                fixed = apply_color_fix(self.engine.color_fix,
-                                        px[0].float().transpose(0, 1), ref[0].transpose(0, 1))
-                keep = min(f, self.count - frame)
-                out[frame:frame + keep] = postprocess(
-                    fixed.transpose(0, 1).unsqueeze(0), self.out_w, self.out_h)[:keep]
-                self.color_seconds += time.perf_counter() - t0
-                del ref, fixed
-            frame += f
-            del px
+        with cancel_hooks(vae, self.cancel, (CausalConv3d,)):
+            for la, lb in self._slices(self.t_lat, 1 + n, n):
+                frame = self._decode_slice(z[:, :, la:lb], frame, out)
         self.work.append(("vae", len(self.index), 1))
         return out
+
+    def _decode_slice(self, z: Tensor, frame: int, out: np.ndarray) -> int:
+        """Decode latents `z`, whose first frame is padded frame `frame`, into `out` (colour
+        fixed against the resized input, padding cropped); returns the next frame index."""
+        check_cancel(self.cancel)
+        if self.settings.tile:
+            px = self._decode_tiled(z, self._dec_tiles)
+        else:
+            px, self._dec_state = self.model.vae.decode_slice(z, self._dec_state, self.options)
+        f = px.shape[2]
+        if frame < self.count:
+            t0 = time.perf_counter()
+            ref = self._pixels(frame, frame + f, torch.float32)
+            fixed = apply_color_fix(self.engine.color_fix, px[0].float().transpose(0, 1),
+                                    ref[0].transpose(0, 1))  # (f, 3, Hp, Wp) in [-1, 1]
+            keep = min(f, self.count - frame)
+            out[frame:frame + keep] = postprocess(
+                fixed.transpose(0, 1).unsqueeze(0), self.out_w, self.out_h)[:keep]
+            self.color_seconds += time.perf_counter() - t0
+        return frame + f
 
     def _decode_tiled(self, z: Tensor, states: dict[tuple[int, int], Any]) -> Tensor:
         """Approximate spatial tiling: decode overlapping latent tiles, blend the pixels."""

@@ -145,7 +145,24 @@ def tile_weights(rows: list[tuple[int, int]], cols: list[tuple[int, int]], i: in
     return span_weights(rows, i)[:, None] * span_weights(cols, j)[None, :]
 
 
-# ------------------------------------------------------------------------------ DiT hooks
+# ------------------------------------------------------------------------------ hooks
+@contextmanager
+def cancel_hooks(model: nn.Module, cancel: threading.Event | None,
+                 kinds: tuple[type[nn.Module], ...]) -> Iterator[None]:
+    """Check `cancel` before every submodule of the given kinds runs (e.g. each VAE conv), so
+    a long VAE slice at high resolution stops within one convolution's time."""
+    if cancel is None:
+        yield
+        return
+    handles = [m.register_forward_pre_hook(lambda _m, _a: check_cancel(cancel))
+               for m in model.modules() if isinstance(m, kinds)]
+    try:
+        yield
+    finally:
+        for h in handles:
+            h.remove()
+
+
 @contextmanager
 def dit_block_hooks(dit: nn.Module, cancel: threading.Event | None,
                     stream_to: torch.device | None = None) -> Iterator[None]:

@@ -105,14 +105,17 @@ class VideoRun:
         self._check_existing()
         fast = self._passthrough()
         yield ProgressEvent("probe", 0, plan.frame_count, message=f"starting {plan.engine}")
-        engine = None if fast else registry.create_engine(plan.engine, **job.engine_options)
         journal, note = Journal.open(plan.output_path, job_fingerprint(job, plan),
                                      resume=job.resume)
         self.journal = journal
         if note:
             yield ProgressEvent("probe", 0, plan.frame_count, message=note)
         reader: Any = None
+        engine: Any = None
         try:
+            # Loading a model can take long and fail (missing files): inside the try, so a
+            # failure keeps a resumable journal and drops an empty one.
+            engine = None if fast else registry.create_engine(plan.engine, **job.engine_options)
             if fast:
                 from seedvr_desktop.engine.passthrough import PassthroughReader
 

@@ -216,6 +216,8 @@ class _CopyHandler:
             return []
         if not self.window.overlaps(ts, packet.duration or 0):
             return []
+        if self.in_stream.type == "subtitle" and ts < self.window.offset:
+            return []  # a cue that began before the trim start: not shown in the output
         packet.pts = ts - self.window.offset
         packet.dts -= self.window.offset
         packet.stream = self.out_stream

@@ -90,6 +90,9 @@ CODECS: dict[str, CodecSpec] = {
     "png": CodecSpec("png", "png", "rgb24", "rgb48be", (".png",), sequence=True),
 }
 
+X26X_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow",
+                "slower", "veryslow", "placebo")
+
 CONTAINER_FORMATS: dict[str, str] = {
     ".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska",
 }
@@ -130,6 +133,13 @@ def check_output(path: Path, settings: EncodeSettings) -> CodecSpec:
         raise UserError(f"bit depth must be 8 or 10, not {settings.bit_depth}")
     if settings.bit_depth == 16 and not spec.sequence:
         raise UserError("16-bit output is only available for PNG sequences")
+    if settings.preset is not None and spec.default_preset is not None \
+            and settings.preset not in X26X_PRESETS:
+        raise UserError(f"unknown preset {settings.preset!r}; choose one of "
+                        f"{', '.join(X26X_PRESETS)}")
+    if settings.crf is not None and spec.default_crf is not None and \
+            not 0 <= settings.crf <= 51:
+        raise UserError(f"--crf must be from 0 (best) to 51, not {settings.crf}")
     if spec.sequence:
         return spec
     ext = path.suffix.lower()

@@ -47,6 +47,14 @@ class EditController(QObject):
                 added += 1
         return added
 
+    def move_clip(self, clip_id: str, delta: int) -> None:
+        """Move a clip earlier (-1) or later (+1) on the timeline; no-op at either end."""
+        if not clip_id:
+            return
+        index = self.session.project.clip_index(clip_id) + delta
+        if 0 <= index < len(self.session.project.clips):
+            self.session.push(cmd.MoveClip(clip_id, index))
+
     def remove_clip(self, clip_id: str) -> None:
         if clip_id:
             self.session.push(cmd.RemoveClip(clip_id))

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from seedvr_desktop.errors import UserError
 from seedvr_desktop.ui import media_access
 from seedvr_desktop.ui.frame_cache import LruFrameCache, ProxyStore, downscale
 
@@ -35,7 +36,7 @@ log = logging.getLogger(__name__)
 
 SETTLE_SECONDS = 0.15  # a resting mouse during a drag counts as a stop after this long
 BACKWARD_CACHE = 12  # frames kept at full size behind an exact target, for stepping back
-PROXY_SLICE = 4  # proxy frames built between checks for new requests
+PROXY_SLICE = 2  # proxy frames built between checks for new requests
 MAX_OPEN_MEDIA = 6
 
 
@@ -187,6 +188,11 @@ class FrameDecoder:
                 if request is None and settled is None and self._thumb_queue:
                     thumb = self._thumb_queue.popleft()
                 proxy_path = self._proxy_wanted[0] if self._proxy_wanted else None
+            job = request or settled
+            if job is not None:
+                job_path = job.path
+            else:
+                job_path = thumb[0] if thumb is not None else proxy_path or ""
             try:
                 for path in forget:
                     self._close_media(path)
@@ -200,10 +206,11 @@ class FrameDecoder:
                 elif proxy_path is not None:
                     self._proxy_step(proxy_path)
             except Exception as exc:  # a damaged file must not take the thread down
-                path = (request or settled or _Request(proxy_path or "", 0, False, 0)).path
-                log.warning("decoding %s failed: %s", path, exc, exc_info=True)
-                self._on_error(path, str(exc))
-                if proxy_path is not None and request is None and settled is None:
+                # A user-fixable problem (missing or unreadable file) is no bug: no traceback.
+                log.warning("decoding %s failed: %s", job_path, exc,
+                            exc_info=not isinstance(exc, UserError))
+                self._on_error(job_path, str(exc))
+                if request is None and settled is None and thumb is None and proxy_path:
                     self._drop_proxy_work(proxy_path)
         for media in self._media.values():
             media.close()

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from PySide6.QtCore import QByteArray, Qt, QTimer
 from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent
-from PySide6.QtWidgets import QDialog, QDockWidget, QFileDialog, QMainWindow
+from PySide6.QtWidgets import QApplication, QDialog, QDockWidget, QFileDialog, QMainWindow
 
 from seedvr_desktop.project import commands as cmd
 from seedvr_desktop.settings import config_dir, load_settings, save_settings
@@ -45,7 +45,6 @@ APP_TITLE = "SeedVR Desktop"
 class MainWindow(QMainWindow):
     """Docks: media bin, viewer, timeline, inspector and queue."""
 
-
     def __init__(self, settings_dir: Path | None = None) -> None:
         super().__init__()
         self.setObjectName("mainWindow")
@@ -56,6 +55,7 @@ class MainWindow(QMainWindow):
         self.session = ProjectSession(self.settings, self.settings_dir, self)
         self.importer = MediaImporter(self)
         self.selected_clip = ""
+        self._shut_down = False
 
         self.media_bin = MediaBinWidget()
         self.viewer_panel = ViewerPanel()
@@ -81,6 +81,11 @@ class MainWindow(QMainWindow):
         self._restore_layout()
         self._refresh_all()
         threading.Thread(target=self._list_engines, daemon=True).start()
+        # Quitting the application without closing the window (session logout) still joins
+        # the threads; a QThread destroyed while running would abort the process.
+        app = QApplication.instance()
+        if app is not None:
+            app.aboutToQuit.connect(self.shutdown)
         # Transport keys work at once: focus starts on the timeline, not on a text field.
         self.timeline.setFocus()
         QTimer.singleShot(0, self.session.offer_untitled_recovery)
@@ -122,6 +127,8 @@ class MainWindow(QMainWindow):
             "redo_action": lambda: self.session.undo.stack.createRedoAction(self, "&Redo"),
             "add_caption": self.add_caption_at_playhead,
             "remove_clip": lambda: self.edits.remove_clip(self.selected_clip),
+            "clip_earlier": lambda: self.edits.move_clip(self.selected_clip, -1),
+            "clip_later": lambda: self.edits.move_clip(self.selected_clip, 1),
             "mark_in": pb.mark_in, "mark_out": pb.mark_out, "play": pb.toggle_play,
             "shuttle_back": lambda: pb.shuttle(-1), "stop": lambda: pb.shuttle(0),
             "shuttle_fwd": lambda: pb.shuttle(1), "prev": lambda: pb.step(-1),
@@ -327,17 +334,14 @@ class MainWindow(QMainWindow):
             self._save_settings()
 
     def _list_engines(self) -> None:
+        """Background thread: the registry may import engine plug-ins (and torch) when asked."""
         try:
             from seedvr_desktop.engine.registry import engine_names
 
-            names = ["auto", *engine_names()]
-            self.host.mailbox.post(self._on_self_engines_listed, names)
+            self._engine_names = ["auto", *engine_names()]
+            self.host.mailbox.post(self.inspector.set_engines, self._engine_names)
         except Exception:  # the list is cosmetic; never fail the window over it
             log.warning("could not list engines", exc_info=True)
-
-    def _on_self_engines_listed(self, names: list[str]) -> None:
-        self._engine_names = names
-        self.inspector.set_engines(names)
 
     # ---------------------------------------------------------------- drag and drop, close
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:
@@ -365,6 +369,9 @@ class MainWindow(QMainWindow):
 
     def shutdown(self) -> None:
         """Stop every thread (cancelling jobs) and remember the layout; safe to call twice."""
+        if self._shut_down:
+            return
+        self._shut_down = True
         self.keys.uninstall()
         self.playback.pause()
         self.host.shutdown()

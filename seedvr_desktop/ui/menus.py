@@ -53,6 +53,8 @@ class MenuBar:
         edit.addSeparator()
         add_action(edit, "Add Caption at Playhead\tC", h["add_caption"])
         add_action(edit, "Remove Selected Clip", h["remove_clip"], "Shift+Del")
+        add_action(edit, "Move Clip Earlier", h["clip_earlier"], "Alt+Left")
+        add_action(edit, "Move Clip Later", h["clip_later"], "Alt+Right")
         add_action(edit, "Set In Point\tI", h["mark_in"])
         add_action(edit, "Set Out Point\tO", h["mark_out"])
 

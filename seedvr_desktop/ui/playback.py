@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 from PySide6.QtCore import QObject, QTimer, Signal
@@ -52,6 +53,7 @@ class PlaybackController(QObject):
         self._timer.setInterval(TICK_MS)
         self._timer.timeout.connect(self._on_timer_timeout)
         frames.frame_ready.connect(self._on_frames_frame_ready)
+        frames.failed.connect(self._on_frames_failed)
         timeline.scrubbed.connect(self._on_timeline_scrubbed)
 
     # ---------------------------------------------------------------- layout
@@ -195,6 +197,13 @@ class PlaybackController(QObject):
                                    approximate=not result.exact)
         self.shown = result
         self.frame_shown.emit(result)
+
+    def _on_frames_failed(self, path: str, message: str) -> None:
+        """A file that cannot be decoded (moved, damaged): say so where the picture would be."""
+        if self._target is not None and self._target[0] == path:
+            self.shown = None
+            self.viewer.set_frames(None)
+            self.viewer.set_message(f"Cannot show {Path(path).name}: {message}")
 
     def refresh_restored(self) -> None:
         """Re-query the restored frame for the picture on screen (after a preview arrived)."""

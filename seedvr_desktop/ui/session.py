@@ -20,7 +20,7 @@ from seedvr_desktop.project.autosave import (
     load_autosave,
 )
 from seedvr_desktop.project.commands import ChangeEvent, Command, ProjectDocument
-from seedvr_desktop.project.model import PROJECT_SUFFIX, Project
+from seedvr_desktop.project.model import PROJECT_SUFFIX, Project, RestoreSettings
 from seedvr_desktop.settings import Settings, save_settings
 from seedvr_desktop.ui import dialogs
 from seedvr_desktop.ui.undo import UndoBridge
@@ -42,7 +42,7 @@ class ProjectSession(QObject):
                  *, autosave_interval: float = 60.0) -> None:
         super().__init__(window)
         self.settings, self.settings_dir, self._window = settings, settings_dir, window
-        self.document = ProjectDocument()
+        self.document = ProjectDocument(self.blank_project())
         self.undo = UndoBridge(self.document, self)
         self.undo.modified_changed.connect(self.modified_changed)
         self._unsubscribe = self.document.subscribe(self.changed.emit)
@@ -82,8 +82,12 @@ class ProjectSession(QObject):
         return True
 
     # ---------------------------------------------------------------- files
+    def blank_project(self) -> Project:
+        """A new project using the engine chosen as default in the settings."""
+        return Project(restore=RestoreSettings(engine=self.settings.default_engine or "auto"))
+
     def new(self) -> None:
-        self._replace(Project(), modified=False)
+        self._replace(self.blank_project(), modified=False)
 
     def open(self, path: str | Path) -> bool:
         from seedvr_desktop.errors import UserError

@@ -137,3 +137,24 @@ def test_resume_with_classic_engine(monkeypatch: pytest.MonkeyPatch, tmp_path: P
     assert journal is not None and journal.segments[-1].next_chunk == 2
     list(run_restore(_job(clip.path, out, "classic", resume=True)))
     _assert_same_output(full, out)
+
+
+def test_resume_png_sequence(tmp_path: Path) -> None:
+    from seedvr_desktop.engine.job import EncodeSettings
+    from seedvr_desktop.media.images import read_image
+
+    clip = make_video(tmp_path / "c.mp4", frames=30)
+    png = EncodeSettings(codec="png")
+    list(run_restore(_job(clip.path, tmp_path / "full", "test-chunky", encode=png)))
+    cancel = threading.Event()
+    pipeline_fakes.HOOK.append(lambda ctx: cancel.set() if ctx.index == 2 else None)
+    events = list(run_restore(_job(clip.path, tmp_path / "out", "test-chunky", encode=png),
+                              cancel))
+    assert events[-1].stage == "cancelled" and not (tmp_path / "out").exists()
+    pipeline_fakes.HOOK.clear()
+    list(run_restore(_job(clip.path, tmp_path / "out", "test-chunky", encode=png,
+                          resume=True)))
+    full = sorted((tmp_path / "full").iterdir())
+    resumed = sorted((tmp_path / "out").iterdir())
+    assert [p.name for p in full] == [p.name for p in resumed] and len(full) == 30
+    assert all((read_image(a) == read_image(b)).all() for a, b in zip(full, resumed))

@@ -215,6 +215,31 @@ def test_cancel_mid_chunk_returns_within_a_second(tmp_path: Path) -> None:
     assert float(result["at"]) - asked < 1.0  # type: ignore[arg-type]
 
 
+def test_cancel_inside_a_vae_slice(v2_dir: Path) -> None:
+    """Cancel is checked before every VAE convolution, not only between slices."""
+    from seedvr_desktop.models.vae.causal_conv import CausalConv3d
+
+    engine = _engine(v2_dir, size=(128, 96))
+    decoder_convs = [m for m in engine.model.vae.decoder.modules() if isinstance(m, CausalConv3d)]
+    cancel = threading.Event()
+    calls = {"n": 0}
+
+    def count(module: object, args: object) -> None:
+        calls["n"] += 1
+        if calls["n"] == 3:
+            cancel.set()  # three convolutions into the first decode slice
+
+    handles = [m.register_forward_pre_hook(count) for m in decoder_convs]
+    try:
+        with pytest.raises(Cancelled):
+            engine.restore_chunk(_clip(9, 48, 64), ChunkContext(0, 0), cancel)
+    finally:
+        for h in handles:
+            h.remove()
+    assert engine._stage_name == "decode" or calls["n"] == 3
+    assert calls["n"] == 3  # stopped right there, not at the end of the slice
+
+
 def test_settings_describe_and_defaults() -> None:
     s = RunSettings()
     assert "whole chunk" in s.describe()

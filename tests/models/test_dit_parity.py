@@ -8,7 +8,7 @@ Two checks per file:
   1e-5 max abs (in practice bit for bit). On a CPU without AVX2 kernels this check is skipped with
   the reason, since it cannot reproduce the reference's float rounding.
 * fast path, in this process: the fused-SDPA attention used in production must give the same
-  outputs up to the bf16 rounding flips of the official attention casts (1e-3 max abs; a wrong
+  outputs up to the bf16 rounding flips of the official attention casts (2e-3 max abs; a wrong
   window, RoPE or modulation gives 1e-2 or more).
 """
 
@@ -31,7 +31,7 @@ from tests.conftest import REPO_ROOT
 from tests.models.parity_data import load_parity, parity_dir, parity_file_ids, parity_files
 
 EXACT_TOL = 1e-5
-FAST_TOL = 1e-3
+FAST_TOL = 2e-3
 FAMILIES = ("dit_v2", "dit_v1")
 
 

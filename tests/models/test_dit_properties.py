@@ -154,7 +154,9 @@ def test_v1_packed_batch_equals_separate_samples() -> None:
         both = model(*packed)
         sep = torch.cat([model(*a), model(*b)])
     diff = (both - sep).abs()
-    assert diff.max() < 2e-3 and (diff > 1e-6).float().mean() < 0.05
+    # Only float rounding (GEMM row blocking, rare bf16 flips) may differ; mixing up samples'
+    # text or windows would move the mean difference to ~0.1.
+    assert diff.max() < 1e-3 and diff.mean() < 1e-5
 
 
 def test_timestep_changes_output_and_scalar_timestep_accepted() -> None:

@@ -160,3 +160,34 @@ def test_window_opens_fast_without_loading_torch(tmp_path) -> None:
     print(f"window shown after {elapsed:.2f} s")
     assert loaded == "False"
     assert elapsed < 2.0
+
+
+def test_resource_path_finds_the_icon_and_follows_a_bundle(monkeypatch, tmp_path) -> None:
+    from seedvr_desktop.resources import resource_path
+
+    assert resource_path("icons/app.svg").is_file()
+    monkeypatch.setattr(sys, "_MEIPASS", str(tmp_path), raising=False)
+    assert resource_path("icons/app.svg") == tmp_path / "resources" / "icons" / "app.svg"
+    with pytest.raises(ValueError):
+        resource_path("../secrets.txt")
+
+
+def test_settings_dialog_edits_a_copy_of_the_settings(qtbot, tmp_path) -> None:
+    from seedvr_desktop.engine.model_store import CATALOG
+    from seedvr_desktop.settings import Settings
+    from seedvr_desktop.ui.widgets.settings_dialog import SettingsDialog
+
+    original = Settings(models_dir=str(tmp_path / "models"), device="auto")
+    dialog = SettingsDialog(original, ["auto", "none", "classic"])
+    qtbot.addWidget(dialog)
+    assert dialog.manager.table.rowCount() == len(CATALOG)
+    states = {dialog.manager.table.item(r, 2).text() for r in range(len(CATALOG))}
+    assert states == {"not installed"}
+    dialog.device_combo.setCurrentText("cpu")
+    dialog.precision_combo.setCurrentText("bf16")
+    dialog.memory_spin.setValue(6.5)
+    dialog.engine_combo.setCurrentText("classic")
+    result = dialog.result_settings()
+    assert (result.device, result.precision, result.memory_budget_gb, result.default_engine) == (
+        "cpu", "bf16", 6.5, "classic")
+    assert original.device == "auto", "the caller's settings change only when it saves them"

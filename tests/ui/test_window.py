@@ -413,3 +413,35 @@ def test_close_prompts_for_unsaved_changes_and_autosave_is_recovered(
         other.close()
     window.close()
     assert not window.isVisible()
+
+
+def test_a_missing_media_file_is_a_message_not_a_crash(window, qtbot, small_clip: Path,
+                                                       tmp_path: Path) -> None:
+    moved = tmp_path / "moved.mp4"
+    shutil.copy(small_clip, moved)
+    set_engine(window, INVERT)
+    import_clip(qtbot, window, moved)
+    window.frames.forget(str(moved))
+    moved.unlink()
+    window.playback.seek(0.5)
+    wait_until(qtbot, lambda: window.viewer.original_image() is None
+               and "moved.mp4" in window.viewer._message)
+    window.request_preview()
+    wait_until(qtbot, lambda: message_boxes() and not window.preview.busy())
+    texts = [box.text() for box in message_boxes()]
+    assert any("moved.mp4" in text for text in texts), texts
+
+
+def test_reordering_clips_moves_them_on_the_timeline_and_undoes(window, qtbot, small_clip: Path,
+                                                                long_clip: Path) -> None:
+    import_clip(qtbot, window, small_clip)
+    import_clip(qtbot, window, long_clip)
+    first, second = (c.id for c in window.session.project.clips)
+    window.edits.move_clip(second, -1)
+    assert [c.clip_id for c in window.timeline.clips] == [second, first]
+    assert window.timeline.clips[0].start == 0.0
+    assert window.timeline.clips[1].start == pytest.approx(120 / 25)
+    window.edits.move_clip(second, -1)  # already first: nothing happens, nothing recorded
+    assert window.session.undo.stack.undoText() == "Reorder clips"
+    window.session.undo.stack.undo()
+    assert [c.clip_id for c in window.timeline.clips] == [first, second]

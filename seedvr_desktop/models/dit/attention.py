@@ -2,15 +2,18 @@
 
 Each window of each sample forms one attention segment: the window's video tokens followed by all
 text tokens of that sample; every token attends to every token of its segment (no mask, scale
-1/sqrt(head_dim)). Segments of equal shape are stacked and run as one batched
-`scaled_dot_product_attention` call, which is how variable-length attention is done here without
-flash-attn. Video outputs go back to their token positions; each text token gets one output per
-window of its sample and keeps their mean.
+1/sqrt(head_dim)). Video outputs go back to their token positions; each text token gets one
+output per window of its sample and keeps their mean. This is variable-length attention without
+flash-attn, in two modes:
+
+* fast (default for bf16/fp16 models): segments of equal shape are stacked and run as one batched
+  `scaled_dot_product_attention` call, so PyTorch picks its fused kernels (flash / memory-
+  efficient on CUDA, the flash CPU kernel otherwise), computed in bf16 like flash-attn;
+* exact (default for float32 models): each segment alone through the float32 "math" kernel,
+  which is what the reference computes; outputs then match it bit for bit on the same CPU kernels.
 
 Precision: like the official code, q, k and v are cast to bfloat16 before the attention whatever
-the model dtype, and the result is returned as bfloat16 then cast back. In float32 models the
-attention itself is computed in float32 on those bf16 values (the reference's CPU semantics);
-otherwise it is computed in bf16 (the GPU flash-attention semantics).
+the model dtype, and the result is rounded to bfloat16 before it is cast back.
 """
 
 from __future__ import annotations

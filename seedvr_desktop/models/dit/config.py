@@ -92,20 +92,6 @@ class DiTConfig:
             return 256 * math.ceil(int(2 * self.vid_dim * self.expand_ratio / 3) / 256)
         return self.vid_dim * self.expand_ratio
 
-    @property
-    def rope_channels(self) -> int:
-        """How many leading channels of each head are rotated (126 for v2, 60 for v1)."""
-        if self.is_v2:
-            return (self.rope_dim // 3) // 2 * 2 * 3
-        return (self.head_dim // 2 // 3) // 2 * 2 * 3
-
-    @property
-    def rope_freq_count(self) -> int:
-        """Length of the persistent `rope.freqs` buffer of every block (21 for v2, 10 for v1)."""
-        if self.is_v2:
-            return len(range(0, self.rope_dim // 3, 2))
-        return len(range(0, self.head_dim // 2 // 3, 2))
-
     def layer_is_shared(self, index: int) -> bool:
         """v2 layers at or after `mm_layers` use one `.all.` weight set for video and text."""
         return self.is_v2 and index >= self.mm_layers

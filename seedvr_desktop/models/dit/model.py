@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import math
 from collections import OrderedDict
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -39,9 +40,10 @@ class PatchIn(nn.Module):
         self.patch = patch
         self.proj = nn.Linear(in_channels * patch[0] * patch[1] * patch[2], dim)
 
-    def forward(self, vid: Tensor, vid_shape: Tensor, grids: list[tuple[int, ...]]) -> tuple[
-        Tensor, Tensor
-    ]:
+    def forward(
+        self, vid: Tensor, vid_shape: Tensor, grids: list[tuple[int, int, int]]
+    ) -> tuple[Tensor, Tensor]:
+        """vid (L, C) packed latents -> (tokens (L/4, dim), token grid shape (B, 3))."""
         _, ph, pw = self.patch
         pieces = vid.split([t * h * w for t, h, w in grids])
         tokens = []
@@ -199,7 +201,7 @@ class NaDiT(nn.Module):
         """Forget cached window plans and RoPE tables (e.g. to free GPU memory)."""
         self._packings.clear()
 
-    def _apply(self, fn, recurse: bool = True):  # type: ignore[no-untyped-def]
+    def _apply(self, fn: Callable[[Tensor], Tensor], recurse: bool = True) -> NaDiT:
         # Moving the model invalidates device-resident caches.
         self._packings.clear()
         return super()._apply(fn, recurse)

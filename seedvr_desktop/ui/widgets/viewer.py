@@ -93,6 +93,8 @@ class ViewerWidget(QWidget):
     ) -> None:
         """Show new pictures (numpy frames are converted here, on the GUI thread)."""
         self._original = _as_qimage(original)
+        if original is not None:
+            self._message = ""
         if not keep_restored:
             self._restored = _as_qimage(restored)
         self.update()
