@@ -100,14 +100,16 @@ class LoadedModel:
 # ------------------------------------------------------------------------------ presets
 def _preset(name: str) -> tuple[DiTConfig, Recipe, str] | None:
     """(DiT config, recipe, checkpoint name) of a named official model, or None."""
-    try:
-        from seedvr_desktop.models import presets
+    from seedvr_desktop.errors import UserError
+    from seedvr_desktop.models import presets
 
+    try:
         p = presets.get_preset(name)
-    except (ImportError, KeyError, ValueError):
+    except (UserError, KeyError, ValueError):
         return None
-    family = "v2" if name.startswith("seedvr2") else "v1"
-    return p.dit, RECIPES[family], p.checkpoint
+    recipe = Recipe("v2" if p.generation == 2 else "v1", steps=p.steps, cfg_scale=p.cfg_scale,
+                    cond_noise_scale=p.cond_noise_scale)
+    return p.dit, recipe, p.checkpoint
 
 
 def _guess_preset_name(dit_file: str) -> str | None:

@@ -87,7 +87,7 @@ def test_truncated_checkpoint_is_a_clear_error(tmp_path: Path, v2_dir: Path) -> 
     folder = _copy(v2_dir, tmp_path / "m")
     data = (folder / "seedvr2_ema_3b.pth").read_bytes()
     (folder / "seedvr2_ema_3b.pth").write_bytes(data[: len(data) // 2])
-    with pytest.raises(ModelError, match="seedvr2_ema_3b.pth is damaged"):
+    with pytest.raises(ModelError, match=r"seedvr2_ema_3b\.pth is damaged"):
         load_model(resolve_folder(folder), device=CPU, dtype=torch.float32)
 
 
@@ -143,7 +143,7 @@ def test_guidance_without_negative_embedding_is_refused(tmp_path: Path, v2_dir: 
     meta["family"] = "v1"
     (folder / "seedvr.json").write_text(json.dumps(meta))
     (folder / "neg_emb.pt").unlink()
-    with pytest.raises(ModelError, match="no neg_emb.pt"):
+    with pytest.raises(ModelError, match=r"no neg_emb\.pt"):
         resolve_folder(folder)
 
 
@@ -153,3 +153,18 @@ def test_unknown_folder_without_hints(tmp_path: Path, v2_dir: Path) -> None:
     (folder / "seedvr2_ema_3b.pth").rename(folder / "dit.safetensors")
     with pytest.raises(ModelError, match="cannot tell which model"):
         resolve_folder(folder)
+
+
+@pytest.mark.parametrize(
+    ("dit_file", "dim", "steps", "cfg"),
+    [("seedvr2_ema_3b.pth", 2560, 1, 1.0), ("seedvr_ema_7b.pth", 3072, 50, 6.5),
+     ("seedvr2_ema_7b_sharp.pth", 3072, 1, 1.0)],
+)
+def test_official_file_names_select_the_preset(tmp_path: Path, dit_file: str, dim: int,
+                                               steps: int, cfg: float) -> None:
+    for name in (dit_file, "ema_vae.pth", "pos_emb.pt", "neg_emb.pt"):
+        (tmp_path / name).write_bytes(b"x")  # resolving reads no weights
+    spec = resolve_folder(tmp_path)
+    assert spec.dit_config.vid_dim == dim and spec.dit_config.txt_in_dim == 5120
+    assert (spec.recipe.steps, spec.recipe.cfg_scale) == (steps, cfg)
+    assert spec.vae_config.block_out_channels == (128, 256, 512, 512)

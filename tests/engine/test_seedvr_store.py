@@ -122,7 +122,7 @@ def test_second_model_reuses_shared_files_and_rerun_fetches_nothing(models_dir: 
 
 def test_hash_mismatch_sets_the_file_aside(models_dir: Path, fake_hf: FakeHf) -> None:
     fake_hf.wrong_hash_for = "pos_emb.pt"
-    with pytest.raises(ModelError, match="pos_emb.pt: SHA-256"):
+    with pytest.raises(ModelError, match=r"pos_emb\.pt: SHA-256"):
         store.download("seedvr2-3b")
     folder = models_dir / "seedvr2-3b"
     assert not (folder / "pos_emb.pt").exists() and (folder / "pos_emb.pt.corrupt").exists()
