@@ -7,7 +7,7 @@ TORCH_SPEC ?= torch==2.13.0
 
 DEMO_OUT := demo/sample.restored.mp4
 
-.PHONY: demo test venv install install-test lint bench bundle bundle-test clean
+.PHONY: demo test venv install install-test lint bench bundle bundle-test screenshots clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -40,8 +40,34 @@ lint: $(VENV)/.installed-test
 
 bench: $(VENV)/.installed-test
 	$(BIN)/python bench/pipeline.py
+	$(BIN)/python bench/memory.py
 	$(BIN)/python bench/classic.py
 	$(BIN)/python bench/model.py
+	$(BIN)/python bench/engine.py
+	$(BIN)/python bench/scrub.py
+
+# Screenshots of the main window in each compare mode (needs Xvfb), into screenshots/.
+screenshots: $(VENV)/.installed-test
+	$(BIN)/python bench/screenshots.py
+
+# The PyInstaller one-folder app, built from a clean venv so nothing stray gets bundled.
+BUNDLE_VENV := build/bundle-venv
+BUNDLE_BIN := $(BUNDLE_VENV)/bin
+BUNDLE_APP := build/dist/seedvr-desktop
+
+bundle:
+	rm -rf $(BUNDLE_VENV) build/work $(BUNDLE_APP)
+	$(PYTHON) -m venv $(BUNDLE_VENV)
+	$(BUNDLE_BIN)/python -m pip install --upgrade pip
+	$(BUNDLE_BIN)/pip install "$(TORCH_SPEC)"
+	$(BUNDLE_BIN)/pip install ".[bundle]"
+	start=$$(date +%s); \
+	$(BUNDLE_BIN)/pyinstaller packaging/seedvr_desktop.spec --distpath build/dist \
+		--workpath build/work --noconfirm --log-level WARN && \
+	echo $$(( $$(date +%s) - start )) > build/bundle-build-seconds
+
+bundle-test: bundle
+	bash packaging/bundle_test.sh $(BUNDLE_APP)
 
 clean:
 	rm -rf build dist *.egg-info

@@ -39,15 +39,16 @@ log = logging.getLogger(__name__)
 GIB = 1024**3
 MIB = 1024**2
 SAFETY = 0.85  # use at most this share of the budget: allocator fragmentation, CUDA context
-# Fitted to peaks measured on the CPU in float32 (bench/engine.py "memory" prints estimate
-# against measurement): the DiT's working set is about 8 model widths per token at its peak
-# (attention phase), plus the score matrices where attention is not fused; the full-size VAE
-# holds about 5.2 (encode) and 10 (decode) copies of its largest activation tensor.
+# Fitted to peaks measured on the CPU in float32 (bench/engine.py prints estimate against
+# measurement): the DiT's working set is about 8 model widths per token at its peak (attention
+# phase), plus the score matrices where attention is not fused; the VAE holds 5-8 (encode) and
+# 10-12.5 (decode) copies of its largest activation tensor (full-size VAE at the low end, tiny
+# ones at the high end); the larger values are used so the estimate errs on the safe side.
 DIT_A = 9.0  # elements per token per model width
 DIT_B = 0.5  # elements per token per MLP hidden width
-VAE_K_ENCODE = 5.5
-VAE_K_DECODE = 10.5
-VAE_OVERHEAD = 64 * MIB  # per call: kernel workspaces and carries that do not scale with size
+VAE_K_ENCODE = 7.0
+VAE_K_DECODE = 12.0
+VAE_OVERHEAD = 96 * MIB  # per call: kernel workspaces and carries that do not scale with size
 CONV_LIMIT = 0.5 * GIB  # the official conv tiling limit (exact; memory-neutral in our measure)
 TILES = (None, 64, 32, 16)  # latent tile side for approximate spatial VAE tiling
 TILE_OVERLAP = 4  # latents shared by neighbouring tiles

@@ -107,7 +107,7 @@ def offline_instructions(name: str, root: Path | None = None) -> str:
     folder = model_dir(name, root)
     lines = [f"Download these files by hand and place them in {folder}:"]
     for f in m.files:
-        lines.append(f"  {f:<28} from {m.url}/blob/main/{f}")
+        lines.append(f"  {f:<28} from {m.url}/resolve/main/{f}")
     lines.append(f"  (pos_emb.pt and neg_emb.pt are also in {GITHUB_EMBEDDINGS})")
     lines.append(f"then run: seedvr-desktop models verify {name}")
     return "\n".join(lines)

@@ -29,10 +29,11 @@ from seedvr_desktop.errors import Cancelled, MediaError, UserError
 
 log = logging.getLogger(__name__)
 
-# Seconds of video per segment: the most work a crash can lose for fast engines, and the key
-# frame interval the segment boundaries force. Generative engines, at seconds per frame, close
-# a segment after every couple of seconds of video.
-SEGMENT_SECONDS = 8.0
+# Seconds of video per segment. Each boundary restarts the encoder (a forced key frame and a
+# drained look-ahead, which stalls a busy machine for a moment), so fast engines use long
+# segments: a crash loses at most a minute or so of their work. Generative engines, at seconds
+# per frame, close a segment after every couple of seconds of video.
+SEGMENT_SECONDS = 30.0
 SEGMENT_SECONDS_GENERATIVE = 2.0
 
 

@@ -82,16 +82,17 @@ class ChunkRun:
         dit, s = self.model.dit, self.settings
         if self.device.type == "cpu":
             return
+        where = next(dit.parameters()).device
         if not for_dit:
-            if s.offload_dit or s.stream_blocks:
+            if (s.offload_dit or s.stream_blocks) and where.type != "cpu":
                 dit.to("cpu")
             return
         if s.stream_blocks:
             for name, child in dit.named_children():
                 if name != "blocks":
                     child.to(self.device)
-        else:
-            dit.to(self.device)
+        elif where != self.device or any(p.device != self.device for p in dit.parameters()):
+            dit.to(self.device)  # moving clears the DiT's per-shape caches: only when needed
 
     def _slices(self, total: int, first: int, step: int) -> list[tuple[int, int]]:
         bounds = [0, min(first, total)]
