@@ -35,14 +35,6 @@ FAST_TOL = 2e-3
 FAMILIES = ("dit_v2", "dit_v1")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Small tensors on a shared 2-core machine run far faster single-threaded (no OMP spinning)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 def _file(name: str) -> Path:
     files = {p.name: p for p in parity_files()}

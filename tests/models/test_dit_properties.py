@@ -27,14 +27,6 @@ METHODS = ("720pwin_by_size_bysize", "720pswin_by_size_bysize")
 GRIDS = [(1, 1, 1), (1, 3, 5), (2, 7, 9), (5, 16, 28), (9, 24, 40), (3, 45, 80), (4, 80, 45)]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Small tensors on a shared 2-core machine run far faster single-threaded (no OMP spinning)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 def tiny_config(family: str, layers: int = 3) -> DiTConfig:
     """Same code paths as the full models (head_dim 128, mm_layers sharing, last layer)."""

@@ -34,14 +34,6 @@ WHOLE = VAEOptions(encode_slice=None, decode_slice=None)
 EXACT = 1e-12  # float64: re-association noise only
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny convs gain nothing from threads and suffer on the shared 2-core machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 @pytest.fixture(scope="module")
 def vae() -> VideoVAE:
