@@ -22,12 +22,15 @@ from seedvr_desktop.errors import UserError
 
 if TYPE_CHECKING:
     from seedvr_desktop.engine.job import RestoreJob
+    from seedvr_desktop.engine.pipeline import JobPlan
 
 log = logging.getLogger(__name__)
 
 # Modules that add their own subcommands through `register(subparsers)`.
 COMMAND_MODULES = ("seedvr_desktop.cli_project", "seedvr_desktop.cli_models")
 CODECS = ("h264", "h265", "prores", "ffv1", "png")
+# Words that are commands even if a file of that name exists in the current folder.
+_COMMAND_WORDS = frozenset({"restore", "probe", "demo", "project", "render", "models"})
 # Where several inputs go into one folder: the container each codec prefers.
 _DEFAULT_EXTENSION = {"h264": ".mp4", "h265": ".mp4", "prores": ".mov", "ffv1": ".mkv"}
 
@@ -65,11 +68,38 @@ def parse_size(text: str) -> tuple[int, int]:
     return w, h
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    return 0 if text.strip() == "0" else _positive_int(text)
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number, not {text}")
+    return value
+
+
 def build_parser(with_modules: bool = True) -> argparse.ArgumentParser:
     parser = _Parser(prog="seedvr-desktop",
                      description="Restore home movies locally. Without a command: the GUI.")
     parser.add_argument("--version", action="version", version=f"seedvr-desktop {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="more messages on stderr")
+    parser.add_argument("--self-test", action="store_true",
+                        help="check that this installation can show its window and restore a "
+                        "preview (no display needed), then exit")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     _add_restore(sub)
     _add_probe(sub)
@@ -110,7 +140,27 @@ def _add_restore(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
     p.add_argument("--resume", action="store_true", help="continue an interrupted job")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     p.add_argument("--seed", type=int, default=666, help="noise seed of generative engines")
-    p.add_argument("--plan", action="store_true", help="print what would be done and stop")
+    p.add_argument("--chunk-length", type=_positive_int, metavar="N",
+                   help="frames per chunk (default: the engine's; SeedVR rounds to 4n+1)")
+    p.add_argument("--overlap", type=_non_negative_int, metavar="N",
+                   help="frames shared and cross-faded by neighbouring chunks")
+    g = p.add_argument_group("SeedVR engines")
+    g.add_argument("--model-dir", type=Path, metavar="DIR",
+                   help="a SeedVR model folder (official files or safetensors + seedvr.json); "
+                   "with --engine auto this selects the generic `seedvr` engine")
+    g.add_argument("--device", choices=("auto", "cuda", "cpu", "mps"),
+                   help="where the model runs (default: auto)")
+    g.add_argument("--precision", choices=("auto", "fp32", "bf16", "fp16"),
+                   help="number format on the device (default: auto)")
+    g.add_argument("--color-fix", choices=("none", "wavelet", "adain", "lab"),
+                   help="colour correction against the input (default: wavelet)")
+    g.add_argument("--memory-budget", type=_positive_float, metavar="GB",
+                   help="device memory the job may use (default: what is free)")
+    g.add_argument("--steps", type=_positive_int, metavar="N",
+                   help="sampling steps (SeedVR; SeedVR2 uses one)")
+    p.add_argument("--plan", action="store_true",
+                   help="print what would be done (frames, sizes, chunks, and for SeedVR the "
+                   "expected memory and time) and stop without writing anything")
     p.set_defaults(func=cmd_restore)
 
 
@@ -140,6 +190,22 @@ def _output_for(src: Path, folder: Path, codec: str) -> Path:
     return folder / f"{src.stem}.restored{_DEFAULT_EXTENSION[codec]}"
 
 
+# restore's SeedVR options -> RestoreJob.engine_options keys (only options given are passed).
+_ENGINE_OPTIONS = (("model_dir", "model_dir"), ("device", "device"),
+                   ("precision", "precision"), ("color_fix", "color_fix"),
+                   ("memory_budget", "memory_budget_gb"), ("steps", "steps"),
+                   ("chunk_length", "chunk_length"), ("overlap", "overlap"))
+
+
+def engine_options_from_args(args: argparse.Namespace) -> dict[str, object]:
+    options: dict[str, object] = {}
+    for attr, key in _ENGINE_OPTIONS:
+        value = getattr(args, attr, None)
+        if value is not None:
+            options[key] = str(value) if isinstance(value, Path) else value
+    return options
+
+
 def jobs_from_args(args: argparse.Namespace) -> list[RestoreJob]:
     """One RestoreJob per input (the same settings for all)."""
     from seedvr_desktop.engine.job import EncodeSettings, RestoreJob, SizeRule
@@ -151,6 +217,10 @@ def jobs_from_args(args: argparse.Namespace) -> list[RestoreJob]:
     if (args.scale is not None and args.scale <= 0) or \
             (args.short_side is not None and args.short_side < 2):
         raise UserError("the output size must be positive")
+    options = engine_options_from_args(args)
+    engine = args.engine
+    if engine == "auto" and "model_dir" in options:
+        engine = "seedvr"  # a model folder names the model: the generic folder engine runs it
     inputs: list[Path] = args.inputs
     out: Path = args.output
     folder_mode = len(inputs) > 1 or (out.is_dir() and args.codec != "png")
@@ -161,10 +231,10 @@ def jobs_from_args(args: argparse.Namespace) -> list[RestoreJob]:
     jobs = []
     for src in inputs:
         target = _output_for(src, out, args.codec) if folder_mode else out
-        jobs.append(RestoreJob(input_path=src, output_path=target, engine=args.engine,
+        jobs.append(RestoreJob(input_path=src, output_path=target, engine=engine,
                                size=rule, start_time=args.start, end_time=args.end,
                                encode=encode, resume=args.resume, overwrite=args.overwrite,
-                               seed=args.seed))
+                               seed=args.seed, engine_options=dict(options)))
     return jobs
 
 
@@ -191,6 +261,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
 
 
 def _print_plans(jobs: list[RestoreJob]) -> int:
+    """--plan: what each job will do, before any decoding, loading or writing."""
     from seedvr_desktop.engine.pipeline import plan_job
 
     for job in jobs:
@@ -200,9 +271,33 @@ def _print_plans(jobs: list[RestoreJob]) -> int:
         sw, sh = plan.source_size
         ow, oh = plan.output_size
         kind = "image" if plan.is_image else f"{plan.frame_count} frames"
+        caps = plan.caps
         print(f"{plan.input_path} -> {plan.output_path}: {kind}, {sw}x{sh} -> {ow}x{oh}, "
-              f"engine {plan.engine}, {plan.chunk_count} chunk(s)")
+              f"engine {plan.engine}, {plan.chunk_count} chunk(s) of up to "
+              f"{caps.chunk_length} frames, overlap {caps.overlap}")
+        for line in _engine_plan_lines(job, plan):
+            print(f"  {line}")
     return 0
+
+
+def _engine_plan_lines(job: RestoreJob, plan: JobPlan) -> list[str]:
+    """The engine's own forecast (SeedVR: peak memory, time, tiling); [] for engines without
+    one. Building a SeedVR engine object reads no weights."""
+    from seedvr_desktop.engine import registry
+    from seedvr_desktop.engine.pipeline import engine_geometry
+
+    if not registry.engine_caps(plan.engine).generative:
+        return []  # classic and none have nothing to forecast beyond the line above
+    engine = registry.create_engine(plan.engine, **job.engine_options)
+    try:
+        forecast = getattr(engine, "plan", None)
+        if forecast is None:
+            return []
+        with engine_geometry(engine, plan.caps):  # forecast for the job's real chunks
+            result = forecast(plan.frame_count, plan.output_size, plan.chunk_count)
+        return [str(line) for line in result.lines()]
+    finally:
+        engine.close()
 
 
 def cmd_probe(args: argparse.Namespace) -> int:
@@ -251,13 +346,36 @@ def probe_rows(info: object) -> list[tuple[str, str]]:
 
 
 def _run_gui(argv: Sequence[str]) -> int:
+    """The GUI, opening `argv` (media files, folders, a .svrproj) once its window is up."""
     try:
         from seedvr_desktop.ui.app import run_app
     except (ImportError, OSError) as exc:  # no GUI package, or Qt's libraries fail to load
-        print(f"error: the GUI cannot start ({exc}); use a command such as "
+        print(f"error: the GUI cannot start ({_first_line(exc)}); use a command such as "
               "`seedvr-desktop restore --help`", file=sys.stderr)
         return 1
     return int(run_app(list(argv)))
+
+
+def _run_self_test() -> int:
+    try:
+        from seedvr_desktop.selftest import run_self_test
+    except (ImportError, OSError) as exc:
+        print(f"error: the self-test cannot start ({_first_line(exc)})", file=sys.stderr)
+        return 1
+    return int(run_self_test())
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _paths_to_open(args: list[str]) -> bool:
+    """Whether the arguments are files for the GUI ("Open with" from a file manager passes
+    paths, never a command): every one an existing file or folder, or a project file."""
+    return bool(args) and all(
+        not a.startswith("-") and (a.lower().endswith(".svrproj") or Path(a).exists())
+        for a in args)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -269,9 +387,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not args_list:
             setup_logging()
             return _run_gui([])  # no command: the GUI
+        if args_list[0] not in _COMMAND_WORDS and _paths_to_open(args_list):
+            setup_logging()
+            return _run_gui(args_list)  # "Open with": the GUI with these files
         parser = build_parser()
         args = parser.parse_args(args_list)
         setup_logging(verbose=args.verbose)
+        if args.self_test:
+            return _run_self_test()
         if not getattr(args, "func", None):
             return _run_gui([])
         return int(args.func(args) or 0)

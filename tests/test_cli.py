@@ -171,3 +171,100 @@ def test_real_command_exit_codes(tmp_path: Path) -> None:
          "print(sorted(m for m in ('av', 'torch', 'numpy', 'cv2', 'PySide6') if m in "
          "sys.modules))"], capture_output=True, text=True, env=env, cwd=REPO_ROOT, check=True)
     assert imports.stdout.strip() == "[]"  # importing the CLI stays cheap for the GUI start
+
+
+def test_seedvr_options_become_engine_options(tmp_path: Path) -> None:
+    base = ["restore", "in.mp4", "-o", str(tmp_path / "o.mp4")]
+    parser = cli.build_parser(with_modules=False)
+    (plain,) = cli.jobs_from_args(parser.parse_args(base))
+    assert plain.engine_options == {} and plain.engine == "auto"  # only options given are passed
+    args = parser.parse_args([*base, "--engine", "seedvr2-7b", "--model-dir", "models/7b",
+                              "--device", "cpu", "--precision", "bf16", "--color-fix", "lab",
+                              "--memory-budget", "6.5", "--steps", "4", "--chunk-length", "21",
+                              "--overlap", "4"])
+    (job,) = cli.jobs_from_args(args)
+    assert job.engine == "seedvr2-7b"
+    assert job.engine_options == {"model_dir": "models/7b", "device": "cpu",
+                                  "precision": "bf16", "color_fix": "lab",
+                                  "memory_budget_gb": 6.5, "steps": 4, "chunk_length": 21,
+                                  "overlap": 4}
+    # A model folder with `auto` means "this model": the generic folder engine.
+    (folder_job,) = cli.jobs_from_args(parser.parse_args([*base, "--model-dir", "m"]))
+    assert folder_job.engine == "seedvr"
+    for bad in (["--device", "tpu"], ["--memory-budget", "-1"], ["--steps", "0"],
+                ["--color-fix", "sepia"], ["--overlap", "-2"]):
+        with pytest.raises(cli.UserError):
+            parser.parse_args([*base, *bad])
+
+
+def test_chunk_options_change_the_plan(tmp_path: Path,
+                                       capsys: pytest.CaptureFixture[str]) -> None:
+    clip = make_video(tmp_path / "c.mp4", frames=20)
+    out = tmp_path / "o.mkv"
+    assert cli.main(["restore", str(clip.path), "-o", str(out), "--engine", "classic",
+                     "--chunk-length", "8", "--overlap", "2", "--plan"]) == 0
+    text = capsys.readouterr().out
+    assert "20 frames" in text and "3 chunk(s) of up to 8 frames, overlap 2" in text
+    assert "96x64 -> 192x128" in text and not out.exists()  # classic enlarges x2 by default
+    assert cli.main(["restore", str(clip.path), "-o", str(out), "--engine", "classic",
+                     "--chunk-length", "4", "--overlap", "2", "--plan"]) == 1
+    assert "overlap" in _one_line_error(capsys.readouterr().err)
+
+
+def test_plan_with_a_model_folder_forecasts_memory_and_time(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """A named SeedVR engine whose files are not installed runs from --model-dir, and --plan
+    prints the engine's forecast without loading weights or writing anything."""
+    pytest.importorskip("torch")
+    from tests.engine.seedvr_tiny import write_tiny_model
+
+    monkeypatch.setenv("SEEDVR_DESKTOP_MODELS_DIR", str(tmp_path / "no-models"))
+    folder = write_tiny_model(tmp_path / "tiny")
+    clip = make_video(tmp_path / "c.mp4", frames=30, size=(48, 32))
+    out = tmp_path / "o.mkv"
+    before = sorted(p.name for p in tmp_path.iterdir() if p.name != "logs")
+    argv = ["restore", str(clip.path), "-o", str(out), "--engine", "seedvr2-3b", "--scale",
+            "2", "--device", "cpu", "--chunk-length", "13", "--overlap", "2"]
+    assert cli.main([*argv, "--plan"]) == 1  # not installed, no folder given
+    assert "seedvr2-3b" in _one_line_error(capsys.readouterr().err)
+    assert cli.main([*argv, "--model-dir", str(folder), "--plan"]) == 0
+    text = capsys.readouterr().out
+    assert "30 frames" in text and "48x32 -> 96x64" in text and "engine seedvr2-3b" in text
+    assert "3 chunk(s) of up to 13 frames" in text  # [0, 13), [11, 24), [22, 30)
+    assert "peak memory:" in text and "time:" in text and "settings:" in text
+    assert "3 chunk(s) of up to 13" in text.split("peak memory:")[0].split("output:")[-1]
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name != "logs") == before
+
+
+def test_self_test_flag_runs_the_self_test(monkeypatch: pytest.MonkeyPatch,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    from seedvr_desktop import selftest
+
+    calls: list[int] = []
+    monkeypatch.setattr(selftest, "run_self_test", lambda: calls.append(1) or 7)
+    assert cli.main(["--self-test"]) == 7 and calls == [1]
+    monkeypatch.setitem(sys.modules, "seedvr_desktop.selftest", None)  # cannot import
+    assert cli.main(["--self-test"]) == 1
+    assert "self-test" in _one_line_error(capsys.readouterr().err)
+
+
+def test_files_on_the_command_line_open_in_the_gui(tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    """"Open with" from a file manager: media files and projects go to the GUI."""
+    from seedvr_desktop.ui import app
+
+    opened: list[list[str]] = []
+    monkeypatch.setattr(app, "run_app", lambda argv: opened.append(list(argv)) or 0)
+    video = make_video(tmp_path / "holiday.mp4", frames=2).path
+    project = tmp_path / "tapes.svrproj"
+    project.write_text("{}")
+    assert cli.main([str(video), str(project)]) == 0
+    assert opened == [[str(video), str(project)]]
+    # A mistyped command is not a file: the usual one-line usage error, no GUI.
+    assert cli.main(["restor", str(video)]) == 1
+    assert "restor" in _one_line_error(capsys.readouterr().err) and len(opened) == 1
+    monkeypatch.setitem(sys.modules, "seedvr_desktop.ui.app", None)  # no Qt here
+    assert cli.main([str(video)]) == 1
+    assert "GUI" in _one_line_error(capsys.readouterr().err)

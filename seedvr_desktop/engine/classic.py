@@ -76,10 +76,13 @@ class ClassicEngine(Engine):
         """Options (all optional): denoise (0..3, default 1: strength of the temporal filter,
         0 = off), deblock (0..3, default 1), detail (0..2, default 0.5: detail boost after
         upscaling), temporal_radius (0..4, default 2), deinterlace ("auto" follows the source,
-        "off", or "tff"/"bff" to force a field order)."""
+        "off", or "tff"/"bff" to force a field order), strength (0..3, default 1: the project's
+        one "how hard" knob, multiplying the default denoise and deblock; an explicit denoise
+        or deblock wins over it)."""
         opts = dict(options)
-        self.denoise = _number(opts, "denoise", 1.0, 0.0, 3.0)
-        self.deblock = _number(opts, "deblock", 1.0, 0.0, 3.0)
+        strength = _number(opts, "strength", 1.0, 0.0, 3.0)
+        self.denoise = _number(opts, "denoise", 1.0, 0.0, 3.0) if "denoise" in opts else strength
+        self.deblock = _number(opts, "deblock", 1.0, 0.0, 3.0) if "deblock" in opts else strength
         self.detail = _number(opts, "detail", 0.5, 0.0, 2.0)
         radius = opts.pop("temporal_radius", 2)
         if isinstance(radius, bool) or not isinstance(radius, int) or not 0 <= radius <= 4:

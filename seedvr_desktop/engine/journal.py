@@ -23,6 +23,12 @@ from typing import Any
 
 import numpy as np
 
+from seedvr_desktop.media.writer import (
+    make_output_folder,
+    remove_empty_folders,
+    unwritable_folder,
+)
+
 log = logging.getLogger(__name__)
 
 JOURNAL_VERSION = 1
@@ -75,9 +81,19 @@ class Journal:
             if folder.exists():
                 log.info("discarding the previous unfinished job in %s", folder)
         shutil.rmtree(folder, ignore_errors=True)
-        folder.mkdir(parents=True)
+        # The output folder is the user's choice: a read-only card or a file in the way is a
+        # UserError naming it, and nothing made here is left behind.
+        created = make_output_folder(folder.parent)
         journal = cls(folder, fingerprint)
-        journal._save()
+        try:
+            folder.mkdir(exist_ok=True)
+            journal._save()
+        except OSError as exc:
+            # Making folders can succeed where writing into one fails (read-only mount
+            # point, no permission, quota, full disk).
+            shutil.rmtree(folder, ignore_errors=True)
+            remove_empty_folders(created)
+            raise unwritable_folder(folder.parent, exc) from exc
         return journal, note
 
     # ---------------------------------------------------------------- state

@@ -16,14 +16,15 @@ import logging
 import threading
 import time as _time
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field, replace
 from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
 
 from seedvr_desktop import __version__
-from seedvr_desktop.engine.base import EngineCaps, ProgressEvent
+from seedvr_desktop.engine.base import Engine, EngineCaps, ProgressEvent
 from seedvr_desktop.engine.job import RestoreJob, SizeRule
 from seedvr_desktop.errors import Cancelled, MediaError, UserError
 
@@ -76,7 +77,7 @@ def plan_job(job: RestoreJob) -> JobPlan:
         raise MediaError(f"{src.name} has no picture (audio-only files cannot be restored)")
     name = registry.resolve_name(job.engine)
     notes = (f"engine auto: using {name}",) if job.engine == "auto" else ()
-    caps = registry.engine_caps(name)
+    caps = effective_caps(registry.engine_caps(name), job.engine_options)
     video = info.video
     source_size = (video.display_width, video.display_height)
     output_size = _output_size(source_size, job.size, caps)
@@ -95,6 +96,71 @@ def plan_job(job: RestoreJob) -> JobPlan:
                              temporal_multiple=caps.temporal_multiple))
     return JobPlan(src, out, name, caps, False, source_size, output_size, first, stop, chunks,
                    video.frame_rate, sequence, notes)
+
+
+def _option_int(options: dict[str, object], name: str) -> int | None:
+    value = options.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or value != int(value):
+        raise UserError(f"{name.replace('_', ' ')} must be a whole number, not {value!r}")
+    return int(value)
+
+
+def effective_caps(caps: EngineCaps, options: dict[str, object]) -> EngineCaps:
+    """The engine's caps with the job's `chunk_length` / `overlap` options applied.
+
+    Chunk geometry belongs to the pipeline (planner, blender, resume journal), so these options
+    override the engine's preferences here and never reach the engine's factory. A chunk length
+    is lowered to the engine's nearest valid length (k * temporal_multiple + 1, at least its
+    minimum); an overlap must leave every chunk frames of its own (2 * overlap < length). When
+    only the length is given, the engine's default overlap shrinks to fit it.
+    """
+    from seedvr_desktop.engine.chunking import valid_length
+
+    length = _option_int(options, "chunk_length")
+    overlap = _option_int(options, "overlap")
+    if length is None and overlap is None:
+        return caps
+    m = caps.temporal_multiple
+    floor = valid_length(max(1, caps.min_chunk_length), m)
+    if length is None:
+        length = caps.chunk_length
+    else:
+        if length < 1:
+            raise UserError(f"chunk length must be at least 1, not {length}")
+        length = max(((length - 1) // m) * m + 1, floor)  # the largest valid length <= asked
+    if overlap is None:
+        overlap = min(caps.overlap, (length - 1) // 2)
+    elif overlap < 0 or 2 * overlap >= length:
+        raise UserError(f"an overlap of {overlap} frames does not fit chunks of {length} frames "
+                        "(it must be less than half the chunk length)")
+    if (length, overlap) != (caps.chunk_length, caps.overlap):
+        log.info("%s: chunks of %d frames overlapping by %d (job settings)", caps.name, length,
+                 overlap)
+    return replace(caps, chunk_length=length, overlap=overlap)
+
+
+@contextmanager
+def engine_geometry(engine: Engine, caps: EngineCaps) -> Iterator[None]:
+    """Let the engine see the chunk geometry it will really get while a job runs.
+
+    Engines that plan their own memory from `caps.chunk_length` (SeedVR) then plan for the job's
+    chunks, not their defaults. The engine's own caps come back afterwards, so an engine kept
+    loaded between jobs (the GUI's) is not changed by one job's settings.
+    """
+    own = engine.__dict__.get("caps")
+    if engine.caps == caps:
+        yield
+        return
+    engine.caps = caps
+    try:
+        yield
+    finally:
+        if own is None:
+            del engine.caps  # the class attribute shows again
+        else:
+            engine.caps = own
 
 
 def _output_size(source: tuple[int, int], rule: SizeRule, caps: EngineCaps) -> tuple[int, int]:
@@ -154,12 +220,15 @@ def job_fingerprint(job: RestoreJob, plan: JobPlan) -> str:
     return hashlib.sha256(blob).hexdigest()[:32]
 
 
-def run_restore(job: RestoreJob, cancel: threading.Event | None = None
-                ) -> Iterator[ProgressEvent]:
+def run_restore(job: RestoreJob, cancel: threading.Event | None = None, *,
+                engine: Engine | None = None) -> Iterator[ProgressEvent]:
     """Restore one input to one output, yielding progress; see the module docstring.
 
     The last event has stage "done" (message: what was written, damaged frames, notices) or
-    "cancelled". User mistakes raise UserError before anything is written.
+    "cancelled". User mistakes raise UserError before anything is written. `engine`: an engine
+    already built for `job.engine` (the GUI keeps its model loaded between jobs); the pipeline
+    then uses it instead of creating one and leaves it open. Otherwise the pipeline creates the
+    engine and closes it at the end.
     """
     cancel = cancel or threading.Event()
     plan = plan_job(job)  # user errors surface here, before any event
@@ -169,11 +238,11 @@ def run_restore(job: RestoreJob, cancel: threading.Event | None = None
     if plan.is_image:
         from seedvr_desktop.engine.still import restore_image
 
-        yield from restore_image(job, plan, cancel)
+        yield from restore_image(job, plan, cancel, engine)
         return
     from seedvr_desktop.engine.video_run import VideoRun
 
-    yield from VideoRun(job, plan, cancel).events()
+    yield from VideoRun(job, plan, cancel, engine).events()
 
 
 class ProgressMeter:
@@ -208,5 +277,5 @@ class ProgressMeter:
                              message, preview)
 
 
-__all__ = ["Cancelled", "JobPlan", "ProgressMeter", "job_fingerprint", "plan_job",
-           "run_restore", "trim_range"]
+__all__ = ["Cancelled", "JobPlan", "ProgressMeter", "effective_caps", "engine_geometry",
+           "job_fingerprint", "plan_job", "run_restore", "trim_range"]

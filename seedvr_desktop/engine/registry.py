@@ -23,7 +23,19 @@ log = logging.getLogger(__name__)
 # Modules that register more engines when imported (absent ones are skipped silently).
 PLUGIN_MODULES: tuple[str, ...] = ("seedvr_desktop.engine.seedvr",)
 
+# Options the pipeline consumes itself (chunk geometry, see pipeline.effective_caps); engine
+# factories never see them.
+PIPELINE_OPTIONS = frozenset({"chunk_length", "overlap"})
+# Options that only mean something to a generative model. Project settings and the GUI carry
+# them for every clip whatever its engine, so a non-generative engine gets them dropped rather
+# than refusing the job; anything else it does not know is still a user error (a typo).
+GENERATIVE_OPTIONS = frozenset({"model", "model_dir", "color_fix", "precision", "prompt",
+                                "device", "memory_budget_gb", "steps", "cfg_scale"})
+
 EngineFactory = Callable[..., Engine]
+# A number, or a callable giving it when `auto` ranks engines (for costly hints such as
+# "is there a GPU?", evaluated only when a ranking is actually asked for).
+Priority = int | Callable[[], int]
 
 
 @dataclass(frozen=True)
@@ -32,7 +44,7 @@ class _Entry:
     factory: EngineFactory
     caps: EngineCaps
     available: Callable[[], bool]
-    priority: int  # `auto` picks the available engine with the highest priority
+    priority: Priority  # `auto` picks the available engine with the highest priority
 
 
 _ENTRIES: dict[str, _Entry] = {}
@@ -41,8 +53,12 @@ _loaded = False
 
 
 def register_engine(name: str, factory: EngineFactory, caps: EngineCaps,
-                    available: Callable[[], bool] = lambda: True, *, priority: int = 100) -> None:
-    """Add (or replace) an engine. Generative engines should use priorities above 100."""
+                    available: Callable[[], bool] = lambda: True, *,
+                    priority: Priority = 100) -> None:
+    """Add (or replace) an engine. Generative engines should use priorities above 100.
+
+    `priority` may be a callable: it is then asked each time engines are ranked.
+    """
     with _LOCK:
         _ENTRIES[name] = _Entry(name, factory, caps, available, priority)
 
@@ -50,6 +66,10 @@ def register_engine(name: str, factory: EngineFactory, caps: EngineCaps,
 def _create_none(**options: object) -> Engine:
     from seedvr_desktop.engine.none_engine import NoneEngine
 
+    # "strength" is a general restoration knob; with nothing restored it has nothing to scale.
+    unknown = sorted(set(options) - {"strength"})
+    if unknown:
+        raise UserError(f"the none engine takes no option(s) {', '.join(unknown)}")
     return NoneEngine()
 
 
@@ -100,15 +120,32 @@ def engine_names() -> list[str]:
     """Every registered engine name, best first (available or not)."""
     _ensure_loaded()
     with _LOCK:
-        return [e.name for e in sorted(_ENTRIES.values(), key=lambda e: -e.priority)]
+        entries = list(_ENTRIES.values())
+    return [e.name for e in _ranked(entries)]
 
 
 def available_engines() -> list[EngineCaps]:
     """Capabilities of the engines usable on this machine now, best first."""
     _ensure_loaded()
     with _LOCK:
-        entries = sorted(_ENTRIES.values(), key=lambda e: -e.priority)
-    return [e.caps for e in entries if _is_available(e)]
+        entries = list(_ENTRIES.values())
+    return [e.caps for e in _ranked(entries) if _is_available(e)]
+
+
+def _ranked(entries: list[_Entry]) -> list[_Entry]:
+    """Best first; callable priorities are evaluated once per ranking."""
+    ranks = {e.name: _priority(e) for e in entries}
+    return sorted(entries, key=lambda e: -ranks[e.name])
+
+
+def _priority(entry: _Entry) -> int:
+    if not callable(entry.priority):
+        return int(entry.priority)
+    try:
+        return int(entry.priority())
+    except Exception:
+        log.exception("priority of engine %s failed; ranking it last", entry.name)
+        return -(1 << 30)
 
 
 def engine_caps(name: str) -> EngineCaps:
@@ -118,8 +155,12 @@ def engine_caps(name: str) -> EngineCaps:
 
 def resolve_auto() -> str:
     """Name of the best engine usable here (falls back to "none", which always works)."""
-    usable = available_engines()
-    return usable[0].name if usable else "none"
+    _ensure_loaded()
+    with _LOCK:
+        entries = list(_ENTRIES.values())
+    # Entry names, not caps names: an engine may be registered under a name of its own.
+    usable = [e.name for e in _ranked(entries) if _is_available(e)]
+    return usable[0] if usable else "none"
 
 
 def resolve_name(name: str) -> str:
@@ -130,12 +171,31 @@ def resolve_name(name: str) -> str:
     return name
 
 
+def engine_options(name: str, options: dict[str, object]) -> dict[str, object]:
+    """The options the factory of engine `name` receives: without the pipeline's own options,
+    and without generative-only options when the engine is not generative."""
+    caps = _entry(resolve_name(name)).caps
+    dropped = set(options) & PIPELINE_OPTIONS
+    if not caps.generative:
+        dropped |= set(options) & GENERATIVE_OPTIONS
+    if dropped - PIPELINE_OPTIONS:
+        log.debug("engine %s ignores generative option(s) %s", caps.name,
+                  ", ".join(sorted(dropped - PIPELINE_OPTIONS)))
+    return {k: v for k, v in options.items() if k not in dropped}
+
+
 def create_engine(name: str, **options: object) -> Engine:
-    """Build an engine; `auto` picks the best installed one. UserError for unknown/unusable."""
+    """Build an engine; `auto` picks the best installed one. UserError for unknown/unusable.
+
+    Options are filtered by `engine_options`; unknown ones are left for the factory to refuse.
+    A model folder given as `model_dir` makes an engine usable whose own files are not
+    installed (the engine then checks that folder itself).
+    """
     entry = _entry(resolve_name(name))
-    if not _is_available(entry):
+    own = engine_options(entry.name, options)
+    if not own.get("model_dir") and not _is_available(entry):
         raise UserError(f"engine {entry.name!r} is not usable here: {entry.caps.description}")
-    return entry.factory(**options)
+    return entry.factory(**own)
 
 
 def _entry(name: str) -> _Entry:

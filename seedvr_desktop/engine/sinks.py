@@ -7,6 +7,7 @@ whole output from the journaled segments. `abort()` drops only the unfinished se
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
@@ -18,7 +19,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from seedvr_desktop.errors import UserError
-from seedvr_desktop.media.writer import SegmentEncoder, VideoParams, image_to_array
+from seedvr_desktop.media.writer import (
+    SegmentEncoder,
+    VideoParams,
+    image_to_array,
+    make_output_folder,
+    remove_empty_folders,
+    unwritable_folder,
+)
 
 if TYPE_CHECKING:
     from seedvr_desktop.engine.journal import Journal
@@ -132,13 +140,25 @@ class PngSink:
         self._written = []
 
     def finalize(self, request: Callable[[list[Path]], MuxRequest]) -> list[str]:
-        self.folder.mkdir(parents=True, exist_ok=True)
+        created = make_output_folder(self.folder)
         total = self._next
         if not self.overwrite:
             existing = self.first_existing(total)
             if existing is not None:
+                remove_empty_folders(created)
                 raise UserError(f"{existing} already exists; use --overwrite to replace it")
-        for i in range(total):
-            name = self.pattern % (i + 1)
-            os.replace(self._staging / name, self.folder / name)
+        moved: list[str] = []
+        try:
+            for i in range(total):
+                name = self.pattern % (i + 1)
+                os.replace(self._staging / name, self.folder / name)
+                moved.append(name)
+        except OSError as exc:
+            # A folder that exists but refuses files (read-only, no permission): put the frames
+            # back so the journal still describes them and --resume can finish elsewhere later.
+            for name in moved:
+                with contextlib.suppress(OSError):
+                    os.replace(self.folder / name, self._staging / name)
+            remove_empty_folders(created)
+            raise unwritable_folder(self.folder, exc) from exc
         return [f"wrote {total} PNG frames as {self.folder / self.pattern}"]

@@ -14,16 +14,22 @@ import threading
 import time as _time
 from collections import deque
 from collections.abc import Iterator
+from contextlib import ExitStack
 from fractions import Fraction
 from typing import Any
 
 import numpy as np
 
 from seedvr_desktop.engine import pipeline
-from seedvr_desktop.engine.base import ChunkContext, ProgressEvent, SourceInfo
+from seedvr_desktop.engine.base import ChunkContext, Engine, ProgressEvent, SourceInfo
 from seedvr_desktop.engine.job import RestoreJob
 from seedvr_desktop.engine.journal import Journal, SegmentRecord
-from seedvr_desktop.engine.pipeline import JobPlan, ProgressMeter, job_fingerprint
+from seedvr_desktop.engine.pipeline import (
+    JobPlan,
+    ProgressMeter,
+    engine_geometry,
+    job_fingerprint,
+)
 from seedvr_desktop.errors import Cancelled
 
 log = logging.getLogger(__name__)
@@ -35,10 +41,12 @@ _PREVIEW_INTERVAL = 1.0  # seconds between preview pictures
 class VideoRun:
     """State of one running video job; `events()` is the generator `run_restore` yields."""
 
-    def __init__(self, job: RestoreJob, plan: JobPlan, cancel: threading.Event) -> None:
+    def __init__(self, job: RestoreJob, plan: JobPlan, cancel: threading.Event,
+                 engine: Engine | None = None) -> None:
         from seedvr_desktop.media.probe import probe
 
         self.job = job
+        self.given_engine = engine  # the caller's engine: used, never closed here
         self.plan = plan
         self.cancel = cancel
         self.info = probe(plan.input_path)
@@ -112,10 +120,17 @@ class VideoRun:
             yield ProgressEvent("probe", 0, plan.frame_count, message=note)
         reader: Any = None
         engine: Any = None
+        owned = False  # whether this run created the engine (and so closes it)
+        geometry = ExitStack()  # the engine's caps as the plan's, for this run only
         try:
             # Loading a model can take long and fail (missing files): inside the try, so a
             # failure keeps a resumable journal and drops an empty one.
-            engine = None if fast else registry.create_engine(plan.engine, **job.engine_options)
+            if not fast:
+                engine = self.given_engine
+                if engine is None:
+                    engine = registry.create_engine(plan.engine, **job.engine_options)
+                    owned = True
+                geometry.enter_context(engine_geometry(engine, plan.caps))
             if fast:
                 from seedvr_desktop.engine.passthrough import PassthroughReader
 
@@ -159,7 +174,8 @@ class VideoRun:
         finally:
             if reader is not None:
                 reader.close()
-            if engine is not None:
+            geometry.close()
+            if owned:
                 engine.close()
         journal.remove()
         if job.post_process is not None:

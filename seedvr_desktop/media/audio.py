@@ -22,6 +22,25 @@ log = logging.getLogger(__name__)
 # Gaps shorter than this are timestamp rounding, not missing sound (seconds).
 _GAP_TOLERANCE = 0.002
 
+# FFmpeg's default channel layout for each channel count (what players assume).
+_DEFAULT_LAYOUTS = {1: "mono", 2: "stereo", 3: "3.0", 4: "quad", 5: "5.0", 6: "5.1", 7: "6.1",
+                    8: "7.1"}
+
+
+def ordered_layout(layout: Any) -> str | None:
+    """Name of the layout to use for `layout` (a PyAV AudioLayout or None) in an output file.
+
+    AVI PCM, WMA and some MOV tracks only say how many channels there are ("2 channels"), not
+    which speaker each one feeds. Encoders (AAC) and the MP4 muxer reject such an "unordered"
+    layout, so it becomes the default layout for that channel count, which is what players
+    assume anyway. None when there is nothing usable (no layout, no channels).
+    """
+    if layout is None or not layout.nb_channels:
+        return None
+    if layout.name.endswith("channels"):
+        return _DEFAULT_LAYOUTS.get(layout.nb_channels, layout.name)
+    return layout.name
+
 
 def transcode_codec(fmt: str) -> tuple[str, str, int]:
     """(encoder, sample format, frame size) used when audio must be re-encoded for `fmt`.
@@ -42,7 +61,7 @@ class AudioTranscoder:
         self.in_stream = in_stream
         dec = in_stream.codec_context
         self.rate = int(dec.sample_rate or 48000)
-        layout = dec.layout.name if dec.layout is not None and dec.layout.nb_channels else "stereo"
+        layout = ordered_layout(dec.layout) or "stereo"
         self.codec_name, sample_fmt, frame_size = transcode_codec(fmt)
         if self.codec_name == "flac" and dec.format is not None and dec.format.bytes > 2:
             sample_fmt = "s32"  # keep 24/32-bit sources at full depth

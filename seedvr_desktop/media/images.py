@@ -138,8 +138,16 @@ def write_image(path: str | os.PathLike, image: np.ndarray) -> None:
     ok, encoded = cv2.imencode(ext, bgr, params)
     if not ok:
         raise MediaError(f"OpenCV could not encode {p.name}")
-    p.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.stem}.", suffix=f".part{ext}", dir=p.parent)
+    from seedvr_desktop.media.writer import make_output_folder, unwritable_folder
+
+    made = make_output_folder(p.parent)  # UserError naming the folder when it cannot be made
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{p.stem}.", suffix=f".part{ext}", dir=p.parent)
+    except OSError as exc:
+        from seedvr_desktop.media.writer import remove_empty_folders
+
+        remove_empty_folders(made)
+        raise unwritable_folder(p.parent, exc) from exc
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(encoded.tobytes())

@@ -183,9 +183,44 @@ def _open(p: Path) -> av.container.InputContainer:
     except PermissionError as exc:
         raise MediaError(f"cannot read {p}: permission denied") from exc
     except (av.FFmpegError, UnicodeDecodeError, ValueError) as exc:
+        if _mp4_without_index(p):
+            raise MediaError(f"{p.name} is incomplete (an interrupted recording or download): "
+                             "its index (moov) is missing, so nothing in it can be "
+                             "located") from exc
         reason = str(getattr(exc, "strerror", None) or exc).strip().rstrip(".")
         raise MediaError(f"{p.name} is not a video, audio or image file PyAV can read "
                          f"({reason})") from exc
+
+
+def _mp4_without_index(p: Path) -> bool:
+    """Whether `p` is an MP4/MOV whose top-level boxes end before any `moov` box.
+
+    Cameras and downloads write the index last; when they are cut off, FFmpeg only says
+    "invalid data", which sends users looking for the wrong problem. Walks box headers only.
+    """
+    try:
+        with p.open("rb") as fh:
+            size = p.stat().st_size
+            head = fh.read(12)
+            if len(head) < 8 or head[4:8] not in (b"ftyp", b"wide", b"mdat", b"free"):
+                return False
+            pos = 0
+            while pos + 8 <= size:
+                fh.seek(pos)
+                header = fh.read(16)
+                length, kind = int.from_bytes(header[:4], "big"), header[4:8]
+                if kind == b"moov":
+                    return False
+                if length == 1 and len(header) == 16:
+                    length = int.from_bytes(header[8:16], "big")  # 64-bit size (large mdat)
+                elif length == 0:
+                    break  # the box runs to the end of the file
+                if length < 8:
+                    return False  # not box structure after all: leave it to FFmpeg's message
+                pos += length
+            return True
+    except OSError:
+        return False
 
 
 def _container_name(container: av.container.InputContainer, p: Path) -> str:
@@ -395,6 +430,10 @@ def _video_info(stream: Any, first: Any | None, pts: list[int], last_duration: i
     interlaced = field_order in ("tt", "bb", "tb", "bt") or frame_interlaced
     if not interlaced:
         field_order = "progressive"
+    elif field_order == "unknown" and cc.name == "dvvideo" and height <= 576:
+        # DV in AVI stores no field order, but SD DV (NTSC and PAL) is bottom field first by
+        # the standard; without this the deinterlacer guesses per chunk, often wrongly.
+        field_order = "bb"
     color = ColorTags.from_av(first) if first is not None else ColorTags()
     color = color.merged(ColorTags.from_av(cc))
     duration = None

@@ -9,7 +9,9 @@ needs:
   some MPEG-PS muxers) are recognised as such and do not reorder or drop pictures;
 - a picture that never decodes (corrupt packet, truncated tail) leaves a hole in the timeline; the
   hole is filled with the last good picture, marked damaged and counted, so the output keeps the
-  frame count and timing of the input;
+  frame count and timing of the input. Frame threads (fast, the default) lose the pictures still
+  queued when draining the decoder fails on damage near the end; only then is the last GOP
+  decoded again with slice threads, so good pictures there are not mistaken for holes;
 - read(i) is exactly the i-th picture of a full decode: we seek to a keyframe before it, decode
   forward, and if the seek landed after the target (open GOPs, lying indexes) seek earlier.
 Memory stays flat: only a few decoded pictures (the look-ahead window) are held at a time.
@@ -67,6 +69,14 @@ class _Overshoot(Exception):
 class _UnreliableSeek(_Overshoot):
     """After a seek the demuxer invents timestamps the file does not have (MPEG-PS with its
     parser resynchronising mid-packet): seeking cannot be trusted in this file."""
+
+
+@dataclass
+class _Session:
+    """How one decode pass went, as far as the timeline matching needs to know."""
+
+    threads: str = "AUTO"  # FFmpeg thread_type of the decoder
+    drain_failed: bool = False  # draining the decoder at the end raised: queued pictures lost
 
 
 class VideoReader:
@@ -179,14 +189,14 @@ class VideoReader:
             self._cursor.close()  # type: ignore[attr-defined]
             self._cursor = None
 
-    def _open(self) -> tuple[Any, Any]:
+    def _open(self, thread_type: str = "AUTO") -> tuple[Any, Any]:
         try:
             container = av.open(os.fspath(self.info.path), metadata_errors="replace")
         except av.FFmpegError as exc:
             raise MediaError(f"cannot open {self.info.path.name}: {exc}") from exc
         stream = container.streams.video[_stream_position(container, self._video.index)]
         cc = stream.codec_context
-        cc.thread_type = "AUTO"
+        cc.thread_type = thread_type
         cc.thread_count = self._threads
         return container, stream
 
@@ -217,13 +227,20 @@ class VideoReader:
         out.append(None)
         return out
 
-    def _frames(self, start: int, stop: int) -> Iterator[VideoFrame]:
+    def _frames(self, start: int, stop: int, *, thread_type: str = "AUTO",
+                fallback: Any = None) -> Iterator[VideoFrame]:
+        """Pictures start..stop-1 of one decode pass (seeking first when start > 0).
+
+        `fallback` is the picture holes repeat until this pass decodes a good one (the last
+        good picture before `start`, when re-decoding a tail); `thread_type` the decoder's.
+        """
         if start >= stop:
             return
         targets = self._seek_targets(start)
         for attempt, target in enumerate(targets):
             final = attempt == len(targets) - 1
-            container, stream = self._open()
+            session = _Session(thread_type)
+            container, stream = self._open(thread_type)
             try:
                 if target is not None:
                     try:
@@ -232,13 +249,15 @@ class VideoReader:
                         log.debug("seek to %s failed (%s); trying earlier", target, exc)
                         continue
                 try:
-                    yield from self._match(container, stream, start, stop, target is None, final)
+                    yield from self._match(container, stream, start, stop, target is None, final,
+                                           session, fallback)
                     return
                 except _UnreliableSeek:
                     log.info("%s: timestamps after a seek do not match the file; decoding from "
                              "the start instead", self.info.path.name)
                     self._seek_ok = False
-                    yield from self._frames(start, stop)
+                    yield from self._frames(start, stop, thread_type=thread_type,
+                                            fallback=fallback)
                     return
                 except _Overshoot:
                     log.debug("seek for frame %d landed late; retrying earlier", start)
@@ -246,12 +265,12 @@ class VideoReader:
                 container.close()
 
     def _decoded(
-        self, container: Any, stream: Any
+        self, container: Any, stream: Any, session: _Session
     ) -> Iterator[tuple[int | None, Any, list[int | None]]]:
         """(pts, av frame, pts of the next few pictures) in decoder output order; decode and
         demux errors are logged and skipped (the timeline notices the missing pictures)."""
         window: deque[tuple[int | None, Any]] = deque()
-        for frame in _raw_frames(container, stream):
+        for frame in _raw_frames(container, stream, session):
             window.append((frame.pts if frame.pts is not None else frame.dts, frame))
             if len(window) > _LOOKAHEAD:
                 key, frm = window.popleft()
@@ -261,12 +280,12 @@ class VideoReader:
             yield key, frm, [k for k, _ in window]
 
     def _match(self, container: Any, stream: Any, start: int, stop: int, from_start: bool,
-               final: bool) -> Iterator[VideoFrame]:
+               final: bool, session: _Session, fallback: Any = None) -> Iterator[VideoFrame]:
         """Walk the timeline from `start`, filling holes with the last good picture."""
         pts = self._pts
         n = len(pts)
         pos: int | None = 0 if from_start else None
-        last_good: Any = None  # av frame (pre-roll) or converted ndarray
+        last_good: Any = fallback  # av frame (pre-roll) or converted ndarray
         last_image: np.ndarray | None = None
         leading: list[int] = []  # damaged indices seen before any good picture
 
@@ -283,7 +302,7 @@ class VideoReader:
             yield VideoFrame(i, pts[i] * self._tb, last_image.copy(), True)
 
         placed = False  # whether a picture of this decode session sits on the timeline yet
-        for key, frame, upcoming in self._decoded(container, stream):
+        for key, frame, upcoming in self._decoded(container, stream, session):
             if pos is None:
                 # First picture after a seek: where on the timeline did we land?
                 k = start if key is None else bisect.bisect_left(pts, key)
@@ -320,6 +339,16 @@ class VideoReader:
             if not final:
                 raise _Overshoot
             pos = start
+        if pos < stop and session.drain_failed and session.threads != "SLICE":
+            # The holes left may be pictures frame threads still held when draining failed:
+            # decode from the key frame before them again, with threads that hold none back.
+            # Slots still waiting for a first good picture (`leading`) are redone too.
+            first = leading[0] if leading else pos
+            log.debug("decoder drain failed with frames queued; re-decoding from frame %d "
+                      "with slice threads", first)
+            held = last_image if last_image is not None else last_good
+            yield from self._frames(first, stop, thread_type="SLICE", fallback=held)
+            return
         for i in range(pos, stop):
             yield from emit_damaged(i)
         if leading:  # nothing good from here on, and nothing before to repeat
@@ -369,6 +398,10 @@ def _locate(pts: tuple[int, ...], key: int | None, pos: int,
     - anything earlier: pre-roll after a seek (or a duplicate), dropped;
     - a later timestamp: a hole (the pictures in between never decoded), unless a picture in the
       look-ahead carries the awaited timestamp, which means the timestamps are merely swapped;
+    - a later timestamp that comes again in the look-ahead, after earlier ones, more often
+      than the timeline has slots for it: a stray extra picture, dropped. MPEG-4 Part 2
+      decoders emit one ahead of its twin when a key frame is damaged; placing it would make
+      the twin look like a repeat and put every later picture one slot late;
     - no timestamp, or one the timeline does not know: the next picture.
     """
     n = len(pts)
@@ -383,19 +416,29 @@ def _locate(pts: tuple[int, ...], key: int | None, pos: int,
         return pos if placed and pos > 0 and key >= pts[pos - 1] else -1
     if any(u is not None and u <= t for u in upcoming):
         return pos
+    if key in upcoming and any(u is not None and u < key for u in upcoming):
+        slots = bisect.bisect_right(pts, key, pos) - bisect.bisect_left(pts, key, pos)
+        if slots <= list(upcoming).count(key):
+            return -1
     k = bisect.bisect_left(pts, key, pos)
     if k < n and pts[k] == key:
         return k
     return pos
 
 
-def _raw_frames(container: Any, stream: Any) -> Iterator[Any]:
-    """Every decodable picture in decoder order; bad packets and a broken tail are skipped."""
+def _raw_frames(container: Any, stream: Any, session: _Session) -> Iterator[Any]:
+    """Every decodable picture in decoder order; bad packets and a broken tail are skipped.
+
+    Draining (the empty packet at the end) stops at the first error, and PyAV offers no way to
+    fetch the pictures still queued behind it; `session.drain_failed` records that loss.
+    """
     try:
         for packet in container.demux(stream):
             try:
                 yield from packet.decode()
             except av.FFmpegError as exc:
+                if packet.size == 0:
+                    session.drain_failed = True
                 log.debug("undecodable packet at pts %s: %s", packet.pts, exc)
         return
     except av.FFmpegError as exc:
@@ -403,6 +446,7 @@ def _raw_frames(container: Any, stream: Any) -> Iterator[Any]:
     try:  # the demuxer gave up before its final flush packet: drain the decoder ourselves
         yield from stream.codec_context.decode(None)
     except av.FFmpegError as exc:
+        session.drain_failed = True
         log.debug("flushing the decoder failed: %s", exc)
 
 

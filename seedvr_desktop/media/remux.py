@@ -25,6 +25,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
+from seedvr_desktop.media.audio import AudioTranscoder, ordered_layout
 from seedvr_desktop.media.writer import CONTAINER_FORMATS, VideoParams, refuse_existing
 
 log = logging.getLogger(__name__)
@@ -82,8 +83,10 @@ def mux_output(req: MuxRequest) -> list[str]:
         nxt = fallbacks[req.audio]
         log.warning("muxing with audio=%s failed (%s); retrying with audio=%s", req.audio, exc,
                     nxt)
+        # The user sees FFmpeg's reason, not our hidden temporary file name (that is logged).
+        reason = getattr(exc, "strerror", None) or str(exc)
         note = (f"audio could not be {'copied' if req.audio == 'copy' else 'transcoded'} "
-                f"into {req.target.suffix} ({exc}); "
+                f"into {req.target.suffix} ({reason}); "
                 + ("transcoded instead" if nxt == "transcode" else "left out"))
         retry = replace(req, audio=nxt, subtitles=req.subtitles and nxt != "none")
         return [note, *mux_output(retry)]
@@ -199,18 +202,27 @@ class _CopyHandler:
         self.window = _Window.make(in_stream.time_base, req)
         self.time_base = in_stream.time_base
         self._last_ts: int | None = None
+        self._last_duration = 0  # duration of the previous packet, in source ticks
         self.done = False
 
     def handle(self, packet: Any) -> list[Any]:
+        if packet.size == 0:
+            # The demuxer's end-of-stream marker, not data. It carries no timestamp, and any we
+            # invented could collide with the last real packet once rescaled to the output clock
+            # (one 90 kHz MPEG-PS tick rounds to the same 1/48000 tick), which the muxer rejects.
+            return []
         ts = packet.pts if packet.pts is not None else packet.dts
         if ts is None:
             if self._last_ts is None:
                 return []
-            ts = self._last_ts + 1  # timestamp-less packet (some AVIs): right after the last one
+            # A timestamp-less packet (some AVIs) follows the previous one; stepping by its
+            # duration rather than one tick keeps it distinct after rescaling.
+            ts = self._last_ts + max(self._last_duration, 1)
             packet.pts = packet.dts = ts
         if packet.dts is None:
             packet.dts = ts
         self._last_ts = ts
+        self._last_duration = packet.duration or 0
         if self.window.past_end(ts):
             self.done = True
             return []
@@ -230,11 +242,6 @@ class _CopyHandler:
         return []
 
 
-# FFmpeg's default channel layout for each channel count (what players assume).
-_DEFAULT_LAYOUTS = {1: "mono", 2: "stereo", 3: "3.0", 4: "quad", 5: "5.0", 6: "5.1", 7: "6.1",
-                    8: "7.1"}
-
-
 def _copy_stream(out: Any, template: Any) -> Any:
     """A stream-copy of `template` in `out`. An audio stream whose channel order is unknown
     (common in AVI: "2 channels") gets the default layout for its channel count, which MP4
@@ -242,9 +249,9 @@ def _copy_stream(out: Any, template: Any) -> Any:
     stream = out.add_stream_from_template(template)
     if template.type == "audio":
         layout = template.codec_context.layout
-        if layout is not None and layout.name.endswith("channels") and \
-                layout.nb_channels in _DEFAULT_LAYOUTS:
-            stream.codec_context.layout = _DEFAULT_LAYOUTS[layout.nb_channels]
+        named = ordered_layout(layout)
+        if named is not None and named != layout.name:
+            stream.codec_context.layout = named
     return stream
 
 
@@ -264,8 +271,6 @@ def _can_carry(fmt: str, template: Any) -> bool:
 
 def _source_handlers(src: Any, out: Any, req: MuxRequest, fmt: str,
                      notices: list[str]) -> list[Any]:
-    from seedvr_desktop.media.audio import AudioTranscoder
-
     handlers: list[Any] = []
     if req.audio != "none":
         for k, stream in enumerate(src.streams.audio):

@@ -344,6 +344,44 @@ class SegmentEncoder:
         self._part.unlink(missing_ok=True)
 
 
+def make_output_folder(folder: Path) -> list[Path]:
+    """Create `folder` and any missing parents; returns the folders made, outermost first.
+
+    Where the output goes is the user's choice, so failing here (a read-only card or disc, a
+    file where a folder should be, no permission) is a UserError naming the folder rather than
+    an internal error, and folders made before the failure are removed again. Callers that
+    fail later pass the returned list to `remove_empty_folders` to leave nothing behind.
+    """
+    missing: list[Path] = []
+    probe = Path(folder)
+    while not probe.exists() and probe != probe.parent:
+        missing.append(probe)
+        probe = probe.parent
+    created: list[Path] = []
+    try:
+        for path in reversed(missing):
+            path.mkdir()
+            created.append(path)
+    except OSError as exc:
+        remove_empty_folders(created)
+        raise unwritable_folder(Path(folder), exc) from exc
+    return created
+
+
+def remove_empty_folders(folders: list[Path]) -> None:
+    """Remove folders a job created (given outermost first), innermost first, while empty."""
+    for path in reversed(folders):
+        try:
+            path.rmdir()
+        except OSError:
+            return
+
+
+def unwritable_folder(folder: Path, exc: OSError) -> UserError:
+    """The one-line error for an output folder that cannot be created or written to."""
+    return UserError(f"cannot write to {folder}: {exc.strerror or exc}")
+
+
 def refuse_existing(path: Path, overwrite: bool) -> None:
     """Existing outputs are only replaced on request (and then only once the new one is done)."""
     if path.exists() and not overwrite:
@@ -376,10 +414,19 @@ class VideoWriter:
         params = VideoParams.from_settings(
             settings, width=width, height=height, frame_rate=Fraction(frame_rate),
             time_base=time_base or time_base_for(Fraction(frame_rate)), color=color)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._work = Path(tempfile.mkdtemp(prefix=f".{self.path.name}.", suffix=".work",
-                                           dir=self.path.parent))
-        self._segment = SegmentEncoder(self._work / f"video.{spec.segment_format}", params)
+        created = make_output_folder(self.path.parent)
+        try:
+            self._work = Path(tempfile.mkdtemp(prefix=f".{self.path.name}.", suffix=".work",
+                                               dir=self.path.parent))
+        except OSError as exc:
+            remove_empty_folders(created)
+            raise unwritable_folder(self.path.parent, exc) from exc
+        try:
+            self._segment = SegmentEncoder(self._work / f"video.{spec.segment_format}", params)
+        except BaseException:
+            _remove_tree(self._work)
+            remove_empty_folders(created)
+            raise
         self._done = False
 
     def write(self, image: np.ndarray, time: Fraction) -> None:

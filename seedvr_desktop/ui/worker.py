@@ -12,7 +12,6 @@ engines inside long chunks).
 
 from __future__ import annotations
 
-import inspect
 import logging
 import threading
 import uuid
@@ -173,11 +172,10 @@ class RestoreWorker(QObject):
     def _run_export(self, job: _Job, restore_job: RestoreJob) -> None:
         from seedvr_desktop.engine.pipeline import run_restore
 
-        kwargs: dict[str, object] = {}
-        if "engine" in inspect.signature(run_restore).parameters:
-            # The pipeline accepts a ready engine: reuse the loaded model across jobs.
-            kwargs["engine"] = self._engine_for(restore_job.engine, restore_job.engine_options)
-        events = run_restore(restore_job, job.cancel, **kwargs)
+        # The pipeline uses the worker's engine and leaves it open: the model stays loaded
+        # for the next export or preview with the same engine settings.
+        engine = self._engine_for(restore_job.engine, restore_job.engine_options)
+        events = run_restore(restore_job, job.cancel, engine=engine)
         last: ProgressEvent | None = None
         try:
             for event in events:
@@ -201,11 +199,14 @@ class RestoreWorker(QObject):
         self._post(self.finished.emit, job.job_id, "")
 
     def _engine_for(self, name: str, options: dict[str, object]) -> Engine:
-        from seedvr_desktop.engine.registry import create_engine, resolve_auto
+        from seedvr_desktop.engine.registry import create_engine, engine_options, resolve_auto
 
         if name == "auto":
             name = resolve_auto()
-        key = (name, tuple(sorted((k, repr(v)) for k, v in options.items())))
+        # Keyed by what the engine itself receives: options the pipeline consumes (chunk
+        # length, overlap) or the engine ignores do not force a reload of the model.
+        own = engine_options(name, options)
+        key = (name, tuple(sorted((k, repr(v)) for k, v in own.items())))
         if self._engine is None or key != self._engine_key:
             self._drop_engine()
             self._engine = create_engine(name, **options)

@@ -174,3 +174,21 @@ def test_measurements(clean: np.ndarray) -> None:
     ratio_clean, _ = cf.blockiness(low)
     ratio_jpeg, phase = cf.blockiness(jpeg(low, 25))
     assert ratio_clean < 1.05 < 1.15 < ratio_jpeg and phase == 7
+
+
+def test_strength_scales_the_default_denoise_and_deblock() -> None:
+    engine = ClassicEngine(strength=0.5)
+    assert (engine.denoise, engine.deblock) == (0.5, 0.5)
+    explicit = ClassicEngine(strength=2.0, denoise=0.3)
+    assert (explicit.denoise, explicit.deblock) == (0.3, 2.0)  # an explicit value wins
+    for bad in (-0.1, 3.5, "hard", True):
+        with pytest.raises(UserError):
+            ClassicEngine(strength=bad)
+    # And it shows: on a noisy flat picture a stronger setting leaves less noise.
+    flat = add_noise(np.full((5, 48, 64, 3), 0.5, np.float32), sigma=10.0)
+    residual = []
+    for strength in (0.0, 2.0):
+        engine = ClassicEngine(strength=strength)
+        engine.prepare(_source(64, 48), (64, 48))
+        residual.append(float(engine.restore_chunk(flat, ChunkContext(0, 0))[2].std()))
+    assert residual[1] < 0.7 * residual[0], residual

@@ -277,3 +277,139 @@ def test_segments_are_short_enough_for_resume(monkeypatch: pytest.MonkeyPatch,
     restore(clip.path, tmp_path / "out.mp4", engine="test-chunky")
     times, images = decode_video(tmp_path / "out.mp4")
     assert times == list(clip.times) and [frame_id(im) for im in images] == list(clip.ids)
+
+
+# ----------------------------------------------------------------------------- engine options
+
+
+def test_chunk_options_override_the_engine_caps(tmp_path: Path) -> None:
+    """chunk_length/overlap are the pipeline's: they change the chunks the engine receives."""
+    clip = make_video(tmp_path / "c.mp4", frames=12)
+    # test-chunky wants 9-frame chunks (4n+1) sharing 2; 6 is lowered to 5, overlap 1 fits.
+    events = restore(clip.path, tmp_path / "out.mp4", engine="test-chunky",
+                     engine_options={"chunk_length": 6, "overlap": 1})
+    assert events[-1].stage == "done"
+    # 12 frames in 5-frame chunks sharing 1: [0, 5), [4, 9), [8, 12) (padded to 5).
+    assert pipeline_fakes.CALLS == [(0, 0, 5), (1, 4, 5), (2, 8, 4)]
+    _, images = decode_video(tmp_path / "out.mp4")
+    assert [frame_id(im) for im in images] == list(clip.ids)
+
+    def caps(**options: object):
+        job = RestoreJob(clip.path, tmp_path / "o.mp4", engine="test-chunky",
+                         engine_options=options)
+        return plan_job(job).caps
+
+    assert (caps().chunk_length, caps().overlap) == (9, 2)  # the engine's own
+    assert (caps(chunk_length=14, overlap=3).chunk_length, caps(overlap=3).chunk_length) == (13, 9)
+    assert caps(chunk_length=5).overlap == 2  # default overlap kept where it fits ...
+    assert (caps(chunk_length=3).chunk_length, caps(chunk_length=3).overlap) == (1, 0)  # ... shrunk
+    assert plan_job(RestoreJob(clip.path, tmp_path / "o.mp4", engine="test-chunky",
+                               engine_options={"chunk_length": 5, "overlap": 1})).chunk_count == 3
+    for bad in ({"overlap": 5}, {"chunk_length": 5, "overlap": 3}, {"chunk_length": 0},
+                {"chunk_length": "long"}, {"overlap": -1}, {"chunk_length": 4.5}):
+        with pytest.raises(UserError):
+            caps(**bad)
+
+
+def test_engines_get_only_their_options() -> None:
+    """Project settings carry generative options for every clip: a non-generative engine drops
+    them, but a misspelt option is still refused."""
+    from seedvr_desktop.engine.classic import ClassicEngine
+    from seedvr_desktop.engine.registry import create_engine, engine_options
+
+    project_like = {"model": "m", "color_fix": "wavelet", "precision": "auto", "prompt": "p",
+                    "chunk_length": 9, "overlap": 2, "strength": 0.5}
+    engine = create_engine("classic", **project_like)
+    assert isinstance(engine, ClassicEngine) and engine.denoise == 0.5
+    assert engine_options("classic", project_like) == {"strength": 0.5}
+    assert engine_options("none", project_like) == {"strength": 0.5}
+    create_engine("none", **project_like)
+    with pytest.raises(UserError, match="denoize"):
+        create_engine("classic", denoize=1.0)
+    with pytest.raises(UserError, match="bogus"):
+        create_engine("none", bogus=1)
+    # Generative engines keep their options (only the pipeline's chunk geometry is removed).
+    assert engine_options("seedvr", project_like) == {
+        k: v for k, v in project_like.items() if k not in ("chunk_length", "overlap")}
+
+
+def test_classic_upscales_by_default(tmp_path: Path) -> None:
+    clip = make_video(tmp_path / "c.mp4", frames=4)  # 96x64
+    plan = plan_job(RestoreJob(clip.path, tmp_path / "o.mp4", engine="classic"))
+    assert plan.output_size == (192, 128)
+    none = plan_job(RestoreJob(clip.path, tmp_path / "o.mp4", engine="none"))
+    assert none.output_size == (96, 64)
+
+
+class _OwnedChunky(pipeline_fakes.ChunkyEngine):
+    """The chunky engine, counting close() calls and the chunk length it was shown."""
+
+    def __init__(self) -> None:
+        self.closed = 0
+        self.seen_lengths: list[int] = []
+
+    def restore_chunk(self, frames, context, cancel=None):  # type: ignore[no-untyped-def]
+        self.seen_lengths.append(self.caps.chunk_length)
+        return super().restore_chunk(frames, context, cancel)
+
+    def close(self) -> None:
+        self.closed += 1
+
+
+def test_a_given_engine_is_used_and_left_open(tmp_path: Path) -> None:
+    clip = make_video(tmp_path / "c.mp4", frames=12)
+    engine = _OwnedChunky()
+    job = RestoreJob(clip.path, tmp_path / "out.mp4", engine="test-chunky",
+                     engine_options={"chunk_length": 5, "overlap": 1})
+    events = list(run_restore(job, engine=engine))
+    assert events[-1].stage == "done"
+    assert engine.closed == 0 and len(pipeline_fakes.CALLS) == 3
+    # While the job ran the engine saw the job's chunk geometry; its own caps are back now.
+    assert set(engine.seen_lengths) == {5} and engine.caps.chunk_length == 9
+    assert "caps" not in engine.__dict__
+    make_image(tmp_path / "a.png", index=4)
+    image_job = RestoreJob(tmp_path / "a.png", tmp_path / "a_out.png", engine="test-chunky")
+    assert list(run_restore(image_job, engine=engine))[-1].stage == "done"
+    assert engine.closed == 0 and frame_id(read_image(tmp_path / "a_out.png")) == 4
+
+
+def test_an_engine_the_pipeline_creates_is_closed(tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    from seedvr_desktop.engine import registry
+
+    made: list[_OwnedChunky] = []
+
+    def factory(**options: object) -> _OwnedChunky:
+        made.append(_OwnedChunky())
+        return made[-1]
+
+    registry.engine_names()
+    monkeypatch.setattr(registry, "_ENTRIES", dict(registry._ENTRIES))
+    registry.register_engine("test-owned", factory, pipeline_fakes.CHUNKY_CAPS, priority=-50)
+    clip = make_video(tmp_path / "c.mp4", frames=6)
+    restore(clip.path, tmp_path / "out.mp4", engine="test-owned")
+    make_image(tmp_path / "a.png", index=2)
+    restore(tmp_path / "a.png", tmp_path / "a_out.png", engine="test-owned")
+    assert [e.closed for e in made] == [1, 1]
+
+
+def test_auto_ranking_asks_callable_priorities_when_ranking(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from seedvr_desktop.engine import registry
+
+    registry.engine_names()
+    monkeypatch.setattr(registry, "_ENTRIES", dict(registry._ENTRIES))
+    asked: list[int] = []
+    rank = [-1]
+
+    def priority() -> int:
+        asked.append(rank[0])
+        return rank[0]
+
+    registry.register_engine("test-lazy", lambda **o: pipeline_fakes.ChunkyEngine(),
+                             pipeline_fakes.CHUNKY_CAPS, priority=priority)
+    assert asked == []  # registering evaluates nothing
+    assert registry.resolve_auto() != "test-lazy"
+    rank[0] = 10_000
+    assert registry.resolve_auto() == "test-lazy"
+    assert registry.engine_names()[0] == "test-lazy" and len(asked) >= 2

@@ -158,3 +158,66 @@ def test_resume_png_sequence(tmp_path: Path) -> None:
     resumed = sorted((tmp_path / "out").iterdir())
     assert [p.name for p in full] == [p.name for p in resumed] and len(full) == 30
     assert all((read_image(a) == read_image(b)).all() for a, b in zip(full, resumed))
+
+
+def test_unwritable_output_folder_is_a_user_error(tmp_path: Path) -> None:
+    """A file where the output folder should be: UserError naming the folder, nothing made."""
+    from seedvr_desktop.errors import UserError
+
+    blocker = tmp_path / "blocker"
+    blocker.write_text("not a folder")
+    for out in (blocker / "x.mp4", blocker / "a" / "b" / "x.mp4"):
+        with pytest.raises(UserError, match=r"cannot write to .*blocker"):
+            Journal.open(out, "f", resume=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["blocker"]
+
+
+def test_failed_work_folder_leaves_nothing_behind(monkeypatch: pytest.MonkeyPatch,
+                                                  tmp_path: Path) -> None:
+    """Parents can be made but the work folder or its journal cannot (read-only mount point,
+    full disk): the error is a UserError and the folders made for the job are removed."""
+    import errno
+
+    from seedvr_desktop.engine import journal as journal_module
+    from seedvr_desktop.errors import UserError
+
+    out = tmp_path / "new" / "deeper" / "x.mp4"
+    real_mkdir = Path.mkdir
+
+    def read_only_here(self: Path, *args: object, **kwargs: object) -> None:
+        if self.name.endswith(journal_module.WORK_SUFFIX):
+            raise OSError(errno.EROFS, "Read-only file system", str(self))
+        real_mkdir(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Path, "mkdir", read_only_here)
+    with pytest.raises(UserError, match="Read-only file system"):
+        Journal.open(out, "f", resume=False)
+    assert list(tmp_path.iterdir()) == []
+    monkeypatch.setattr(Path, "mkdir", real_mkdir)
+
+    def disk_full(self: Journal) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(Journal, "_save", disk_full)
+    with pytest.raises(UserError, match="No space left"):
+        Journal.open(out, "f", resume=False)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_png_frames_into_a_file_are_a_user_error(tmp_path: Path) -> None:
+    """PNG frames asked into a path that is a file: UserError at the end, the finished frames
+    stay in the journal for --resume, and the file in the way is untouched."""
+    from seedvr_desktop.engine.job import EncodeSettings
+    from seedvr_desktop.errors import UserError
+
+    clip = make_video(tmp_path / "c.mp4", frames=12)
+    target = tmp_path / "frames_here"
+    target.write_text("a file, not a folder")
+    job = _job(clip.path, target, "test-chunky", encode=EncodeSettings(codec="png"),
+               overwrite=True)
+    with pytest.raises(UserError, match="cannot write to"):
+        list(run_restore(job))
+    assert target.read_text() == "a file, not a folder"
+    journal = Journal._load(work_dir_for(target))
+    assert journal is not None and journal.segments[-1].frames_done == 12
+    assert len(list((work_dir_for(target) / "frames").iterdir())) == 12

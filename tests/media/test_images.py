@@ -122,3 +122,18 @@ def test_read_errors(tmp_path) -> None:
     (tmp_path / "text.jpg").write_text("not an image")
     with pytest.raises(MediaError, match=r"text\.jpg"):
         read_image(tmp_path / "text.jpg")
+
+
+def test_write_image_under_a_file_is_a_user_error(tmp_path) -> None:
+    """A file where the output folder should be is the user's to fix: one line, nothing left."""
+    import numpy as np
+    import pytest
+
+    from seedvr_desktop.errors import UserError
+    from seedvr_desktop.media.images import write_image
+
+    blocker = tmp_path / "blocker"
+    blocker.write_text("not a folder")
+    with pytest.raises(UserError, match="cannot write to"):
+        write_image(blocker / "sub" / "x.png", np.zeros((4, 4, 3), np.uint8))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["blocker"]

@@ -14,7 +14,13 @@ import pytest
 from seedvr_desktop.errors import MediaError
 from seedvr_desktop.media.colors import ColorTags
 from seedvr_desktop.media.probe import probe
-from tests.clips import make_image, make_null_frame_avi, make_text_file, reference_decode
+from tests.clips import (
+    make_image,
+    make_null_frame_avi,
+    make_text_file,
+    make_truncated,
+    reference_decode,
+)
 
 
 @pytest.mark.parametrize(
@@ -125,6 +131,16 @@ def test_interlacing(clip_factory, order, name) -> None:
     assert (p.interlaced, p.field_order) == (False, "progressive")
 
 
+def test_sd_dv_in_avi_is_bottom_field_first(clip_factory) -> None:
+    """DV in AVI carries no field order; SD DV is bottom field first by the standard."""
+    dv = clip_factory("dv.avi", frames=2, size=(720, 576), codec="dvvideo", interlaced="bb")
+    v = probe(dv).video
+    assert (v.codec, v.interlaced, v.field_order) == ("dvvideo", True, "bb")
+    # The default is DV's own: another codec without a stored order stays "unknown".
+    m = probe(clip_factory("m.avi", frames=3, interlaced="tt", codec="mpeg4")).video
+    assert (m.interlaced, m.field_order) == (True, "unknown")
+
+
 def test_bit_depth_and_colour(clip_factory) -> None:
     tags = ColorTags("bt2020", "smpte2084", "bt2020nc", "tv")
     v = probe(clip_factory("hdr.mkv", frames=2, bit_depth=10, color=tags)).video
@@ -229,6 +245,21 @@ def test_errors_are_one_line_media_errors(tmp_path) -> None:
     (tmp_path / "noise.mkv").write_bytes(os.urandom(5000))
     with pytest.raises(MediaError):
         probe(tmp_path / "noise.mkv")
+
+
+def test_mp4_cut_before_its_index_says_incomplete(tmp_path, clip_factory) -> None:
+    """A recording or download cut off before the index (written last) is reported as
+    incomplete, not as "not a video"; a damaged file with its index keeps the general text."""
+    full = clip_factory("moov_last.mp4", frames=12).path
+    cut = make_truncated(full, tmp_path / "cut.mp4", 0.5)
+    with pytest.raises(MediaError) as exc:
+        probe(cut)
+    _assert_one_line(exc, "cut.mp4", "incomplete")
+    text = tmp_path / "notes.mp4"
+    make_text_file(text, "ftyp is mentioned here but this is text\n" * 20)
+    with pytest.raises(MediaError) as exc:
+        probe(text)
+    assert "incomplete" not in str(exc.value)
 
 
 def test_to_dict_is_json(clip_factory) -> None:

@@ -266,6 +266,76 @@ def test_corrupt_h264_keeps_count_and_timing(clip_factory, tmp_path) -> None:
         assert {f.time for f in frames if f.damaged} >= set(bad.extra["damaged_times"])
 
 
+def _single_thread_ids(path) -> dict[Fraction, int | None]:
+    """Frame number per picture time from a plain one-thread PyAV decode, skipping errors;
+    the later picture wins where a timestamp repeats (the decoder's own final answer)."""
+    import av
+
+    out: dict[Fraction, int | None] = {}
+    with av.open(os.fspath(path)) as container:
+        stream = container.streams.video[0]
+        stream.codec_context.thread_count = 1
+        for packet in container.demux(stream):
+            try:
+                frames = packet.decode()
+            except av.FFmpegError:
+                continue
+            for f in frames:
+                try:
+                    out[f.pts * f.time_base] = frame_id(f.to_ndarray(format="rgb24"))
+                except ValueError:
+                    out[f.pts * f.time_base] = None
+    return out
+
+
+def test_damage_at_the_end_keeps_pictures_frame_threads_had_queued(clip_factory,
+                                                                   tmp_path) -> None:
+    """Wrecked last packets of an H.264 file: draining a frame-threaded decoder fails and the
+    pictures it still held are gone; the reader must re-decode them, not repeat frame 18."""
+    src = clip_factory("tail.mp4", frames=24, bframes=3)
+    bad = make_corrupt(src, tmp_path / "bad_tail.mp4", frames=[21, 22, 23])
+    want = _single_thread_ids(bad)
+    assert want.get(Fraction(19, 25)) == 19 and want.get(Fraction(20, 25)) == 20  # premise
+    with VideoReader(bad, threads=4) as reader:
+        frames = _all(reader)
+    assert [f.time for f in frames] == list(src.times)
+    good = [f for f in frames if not f.damaged]
+    assert {f.time: frame_id(f.image) for f in good} == {t: want[t] for t in want}
+    ids = [frame_id(f.image) for f in frames]
+    assert ids[:21] == list(range(21)) and ids[21:] == [20, 20, 20]
+    assert reader.damaged_indices == [21, 22, 23]
+
+
+def test_clean_files_are_decoded_once(clip_factory, monkeypatch) -> None:
+    """The tail re-decode is for damaged files only: a clean file opens one decoder."""
+    clip = clip_factory("h264.mp4", bframes=3, audio="aac")
+    opened = []
+    original = VideoReader._open
+
+    def counting(self, *args, **kwargs):
+        opened.append(args or kwargs)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(VideoReader, "_open", counting)
+    with VideoReader(clip, threads=4) as reader:
+        assert len(_all(reader)) == clip.frames
+    assert len(opened) == 1
+
+
+def test_damaged_first_key_frame_does_not_shift_later_pictures(clip_factory,
+                                                               tmp_path) -> None:
+    """MPEG-4 Part 2 with B-frames and a wrecked first I-frame: the decoder emits a stray
+    picture carrying a timestamp it repeats a moment later. Every picture after the next key
+    frame must land on its own slot, not one late."""
+    src = clip_factory("divx_gop12.avi", frames=24, codec="mpeg4", bframes=2, gop=12)
+    bad = make_corrupt(src, tmp_path / "bad_key.avi", frames=[0])
+    with VideoReader(bad) as reader:
+        frames = _all(reader)
+    assert len(frames) == 24
+    assert [frame_id(f.image) for f in frames[12:]] == list(range(12, 24))
+    assert not any(f.damaged for f in frames[12:])
+
+
 def test_nothing_decodes_is_a_media_error(clip_factory, tmp_path) -> None:
     src = clip_factory("intra.avi", codec="mjpeg", frames=20)
     dead = make_corrupt(src, tmp_path / "dead.avi", frames=list(range(1, 20)))

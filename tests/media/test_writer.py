@@ -208,3 +208,15 @@ def test_copy_refused_while_writing_falls_back_to_transcode(
     assert any("transcoded instead" in n for n in writer.notices)
     assert [a.codec for a in probe(out).audio] == ["aac"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.mp4", "src.mkv"]
+
+
+def test_unwritable_folder_is_a_user_error(tmp_path: Path) -> None:
+    """VideoWriter under a file: a one-line UserError, and no folder or temp file is made."""
+    blocker = tmp_path / "blocker"
+    blocker.write_text("in the way")
+    with pytest.raises(UserError, match="cannot write to"):
+        _write(blocker / "sub" / "out.mp4")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["blocker"]
+    # Missing parents that can be made are made, as before.
+    _write(tmp_path / "new" / "deeper" / "out.mp4")
+    assert (tmp_path / "new" / "deeper" / "out.mp4").is_file()

@@ -257,3 +257,24 @@ def test_captions_start_on_the_clip_first_frame_when_the_source_starts_late(
         assert float(first.time) == pytest.approx(0.0, abs=1e-3)
     assert [(s, e) for s, e, _ in _subtitles(out)] == [(0.0, 0.2)]
     assert [frame_id(f) for f in _frames(out)] == list(range(20))
+
+
+def test_classic_project_renders_with_every_restore_setting(tmp_path: Path, source: Path) -> None:
+    """A project's settings (generative ones included) reach a classic export without error,
+    and its chunk length / overlap shape the chunks the pipeline plans."""
+    require_pipeline()
+    from seedvr_desktop.engine.pipeline import plan_job
+
+    project = _project(tmp_path, source, 30, in_frame=2, out_frame=12)
+    project.restore = RestoreSettings(engine="classic", color_fix="adain", precision="bf16",
+                                      strength=0.5, chunk_length=4, overlap=1, model="any",
+                                      scale=1.0)
+    (item,) = build_render_items(project)
+    plan = plan_job(item.job)
+    assert (plan.caps.chunk_length, plan.caps.overlap) == (4, 1)
+    assert plan.chunk_count == 3  # 10 frames: [0, 4), [3, 7), [6, 10)
+    (out,) = render_project(project)
+    frames = _frames(out)
+    assert len(frames) == 10 and frames[0].shape[:2] == (64, 96)
+    # The classic engine keeps the picture: each frame still shows its own number.
+    assert [frame_id(f) for f in frames] == list(range(2, 12))

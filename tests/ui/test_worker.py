@@ -122,3 +122,40 @@ def test_shutdown_while_busy_cancels_and_joins(qtbot, test_engines, small_clip: 
     assert host.thread.isFinished()
     with pytest.raises(Exception, match="closing"):
         host.submit(PreviewRequest(small_clip, center=10, engine=SLOW))
+
+
+class _KeptEngine(InvertEngine):
+    """The invert engine, counting instances and close() calls (class-wide: the registry
+    builds it)."""
+
+    made = 0
+    closed = 0
+
+    def __init__(self, **options: object) -> None:
+        super().__init__(**options)
+        type(self).made += 1
+
+    def close(self) -> None:
+        type(self).closed += 1
+
+
+def test_exports_reuse_the_loaded_engine(host, qtbot, small_clip: Path, tmp_path: Path) -> None:
+    """The worker hands its engine to the pipeline: two exports (with different chunk
+    settings, which are the pipeline's, not the engine's) load the model once and the pipeline
+    does not close it; releasing the engine does."""
+    from seedvr_desktop.engine import registry
+
+    _KeptEngine.made = _KeptEngine.closed = 0
+    registry.register_engine("test-kept", _KeptEngine, InvertEngine.caps, priority=-100)
+    rec = Recorder(host)
+    jobs = [host.submit(RestoreJob(small_clip, tmp_path / f"out{n}.mkv", engine="test-kept",
+                                   engine_options=options))
+            for n, options in enumerate(({}, {"chunk_length": 3, "overlap": 1}))]
+    wait_until(qtbot, lambda: all(rec.ended(j) for j in jobs), 30)
+    for n, job in enumerate(jobs):
+        assert rec.of("finished", job) == [(job, str(tmp_path / f"out{n}.mkv"))], rec.events
+    with VideoReader(tmp_path / "out1.mkv") as reader:
+        assert reader.frame_count == 48
+    assert (_KeptEngine.made, _KeptEngine.closed) == (1, 0)
+    host.release_engine()
+    wait_until(qtbot, lambda: _KeptEngine.closed == 1)
