@@ -19,6 +19,7 @@ block's compute time.
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -394,6 +395,7 @@ def _size_of(frames: np.ndarray) -> tuple[int, int]:
 
 
 # ------------------------------------------------------------------------------ registration
+@functools.lru_cache(maxsize=1)
 def _gpu_hint() -> bool:
     """A cheap guess whether a GPU is present, without importing torch (registry start-up)."""
     import glob
@@ -413,7 +415,6 @@ def register() -> None:
     from seedvr_desktop.engine import model_store
     from seedvr_desktop.engine.registry import register_engine
 
-    gpu = _gpu_hint()
     for name, (desc, priority) in OFFICIAL.items():
         caps = seedvr_caps(name, f"{desc} (needs `seedvr-desktop models download {name}`)")
 
@@ -425,7 +426,10 @@ def register() -> None:
 
         # `auto` prefers SeedVR2 only where a GPU is present; on CPU-only machines it ranks
         # below the classic engine (priority 10) but stays selectable by name.
-        register_engine(name, factory, caps, available, priority=priority if gpu else 3)
+        def rank(_priority: int = priority) -> int:
+            return _priority if _gpu_hint() else 3
+
+        register_engine(name, factory, caps, available, priority=rank)
     register_engine("seedvr", lambda **o: SeedVREngine("seedvr", **o),
                     seedvr_caps("seedvr", "SeedVR model from a folder (--model-dir DIR)"),
                     lambda: True, priority=1)
