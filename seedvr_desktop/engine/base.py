@@ -32,6 +32,9 @@ class EngineCaps:
     description: str = ""
     # Output scale when the user gives no size rule (classic upscales x2; none keeps the size).
     default_scale: float = 1.0
+    # Pixel area the output is scaled to when the user gives no size (SeedVR: the 1280x720
+    # area its official inference resizes every input to); None keeps default_scale.
+    default_area: int | None = None
 
 
 @dataclass(frozen=True)

@@ -168,7 +168,7 @@ def _output_size(source: tuple[int, int], rule: SizeRule, caps: EngineCaps) -> t
 
     try:
         return output_size(source[0], source[1], rule, multiple=caps.size_multiple,
-                           default_scale=caps.default_scale)
+                           default_scale=caps.default_scale, default_area=caps.default_area)
     except ValueError as exc:
         raise UserError(f"cannot use that output size: {exc}") from exc
 

@@ -64,10 +64,16 @@ OFFICIAL = {
 }
 
 
+# The official inference resizes every input (up or down) to the pixel area of 1280x720,
+# keeping its aspect ratio: the size the models were trained for.
+OFFICIAL_AREA = 1280 * 720
+
+
 def seedvr_caps(name: str, description: str) -> EngineCaps:
     return EngineCaps(name=name, chunk_length=CHUNK_FRAMES, overlap=CHUNK_OVERLAP,
                       temporal_multiple=4, size_multiple=2, min_chunk_length=1,
-                      needs_download=True, generative=True, description=description)
+                      needs_download=True, generative=True, description=description,
+                      default_area=OFFICIAL_AREA)
 
 
 class SeedVREngine(Engine):

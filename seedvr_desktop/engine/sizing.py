@@ -35,13 +35,15 @@ def output_size(
     *,
     multiple: int = 2,
     default_scale: float = 1.0,
+    default_area: int | None = None,
 ) -> tuple[int, int]:
     """(width, height) of the output for a source shown at src_w x src_h.
 
     At most one of rule.scale, rule.short_side, rule.size may be set; with none set the source is
-    scaled by `default_scale` (the engine's native factor). An explicit size is honoured as given
-    (rounded to the multiple) even if it changes the aspect ratio; one of its two numbers may be 0
-    to derive it from the other and the source's aspect ratio.
+    scaled by `default_scale` (the engine's native factor), or to `default_area` pixels with its
+    aspect ratio kept when that is given (how SeedVR's own inference sizes frames). An explicit
+    size is honoured as given (rounded to the multiple) even if it changes the aspect ratio; one of
+    its two numbers may be 0 to derive it from the other and the source's aspect ratio.
     """
     if src_w < 1 or src_h < 1:
         raise UserError(f"the source has no picture size ({src_w}x{src_h})")
@@ -62,7 +64,12 @@ def output_size(
         factor = short / min(src_w, src_h)
         width, height = src_w * factor, src_h * factor
     else:
-        scale = default_scale if rule.scale is None else rule.scale
+        if rule.scale is not None:
+            scale = rule.scale
+        elif default_area is not None:
+            scale = math.sqrt(default_area / (src_w * src_h))
+        else:
+            scale = default_scale
         if not math.isfinite(scale) or not 0.0 < scale <= MAX_SCALE:
             raise UserError(f"scale must be above 0 and at most {MAX_SCALE:g}, got {scale}")
         width, height = src_w * scale, src_h * scale

@@ -47,7 +47,7 @@ def _output_size(
 
     caps = engine.caps
     return output_size(width, height, request.size, multiple=caps.size_multiple,
-                       default_scale=getattr(caps, "default_scale", 1.0))
+                       default_scale=caps.default_scale, default_area=caps.default_area)
 
 
 def render_preview_chunk(

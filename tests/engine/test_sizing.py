@@ -90,3 +90,14 @@ def test_scale_keeps_aspect_and_multiple(w: int, h: int, scale: float, multiple:
     # each side is within half a multiple of the exact value (or at the one-multiple floor)
     assert abs(ow - w * scale) <= multiple / 2 + 1e-6 or ow == multiple
     assert abs(oh - h * scale) <= multiple / 2 + 1e-6 or oh == multiple
+
+
+def test_default_area_scales_to_the_pixel_area_keeping_aspect() -> None:
+    """SeedVR's own inference resizes any input to the 1280x720 area; 480x854 -> 720x1280."""
+    size_of = output_size
+    assert size_of(854, 480, SizeRule(), multiple=2, default_area=1280 * 720) == (1280, 720)
+    assert size_of(1920, 1080, SizeRule(), multiple=2, default_area=1280 * 720) == (1280, 720)
+    w, h = size_of(720, 576, SizeRule(), multiple=2, default_area=1280 * 720)
+    assert abs(w * h - 1280 * 720) / (1280 * 720) < 0.01 and abs(w / h - 720 / 576) < 0.01
+    # An explicit rule still wins over the engine's default.
+    assert size_of(720, 576, SizeRule(scale=1.0), default_area=1280 * 720) == (720, 576)
