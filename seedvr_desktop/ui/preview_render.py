@@ -54,9 +54,12 @@ def render_preview_chunk(
     engine: Engine, request: PreviewRequest, cancel: threading.Event | None = None
 ) -> tuple[int, np.ndarray]:
     """(first source frame, restored (T, H, W, 3) uint8) for the chunk around `request.center`."""
+    from seedvr_desktop.engine.pipeline import effective_caps
     from seedvr_desktop.media.reader import VideoReader
 
-    caps = engine.caps
+    # The project's chunk length and overlap apply to previews too, so a preview shows what the
+    # export will produce.
+    caps = effective_caps(engine.caps, request.engine_options)
     with VideoReader(request.path) as reader:
         stop = min(request.stop or reader.frame_count, reader.frame_count)
         if stop <= request.first:

@@ -159,3 +159,21 @@ def test_exports_reuse_the_loaded_engine(host, qtbot, small_clip: Path, tmp_path
     assert (_KeptEngine.made, _KeptEngine.closed) == (1, 0)
     host.release_engine()
     wait_until(qtbot, lambda: _KeptEngine.closed == 1)
+
+
+def test_preview_follows_the_projects_chunk_length(small_clip: Path) -> None:
+    """A preview must be restored in the chunks the export will use, not the engine's default."""
+    from seedvr_desktop.ui.preview_render import render_preview_chunk
+
+    lengths: list[int] = []
+
+    class Recording(InvertEngine):
+        def restore_chunk(self, frames, context, cancel=None):  # type: ignore[override]
+            lengths.append(len(frames))
+            return super().restore_chunk(frames, context, cancel)
+
+    request = PreviewRequest(path=small_clip, center=20, engine=INVERT,
+                             engine_options={"chunk_length": 3, "overlap": 0})
+    start, frames = render_preview_chunk(Recording(), request)
+    assert len(frames) == 25 and start == 8
+    assert lengths == [3] * 8 + [1]  # the engine default (5) would give [5] * 5
