@@ -214,7 +214,10 @@ def job_fingerprint(job: RestoreJob, plan: JobPlan) -> str:
         "engine": plan.engine, "options": job.engine_options, "size": list(plan.output_size),
         "range": [plan.first_frame, plan.stop_frame], "encode": asdict(job.encode),
         "seed": job.seed, "version": __version__,
-        "filter": None if filt is None else getattr(filt, "__qualname__", repr(type(filt))),
+        # A filter that knows what it draws (the caption burner) gives its own fingerprint, so
+        # resuming after a caption edit starts over instead of mixing old and new frames.
+        "filter": None if filt is None else getattr(
+            filt, "fingerprint", getattr(filt, "__qualname__", repr(type(filt)))),
     }
     blob = json.dumps(data, sort_keys=True, default=str).encode()
     return hashlib.sha256(blob).hexdigest()[:32]

@@ -221,3 +221,18 @@ def test_png_frames_into_a_file_are_a_user_error(tmp_path: Path) -> None:
     journal = Journal._load(work_dir_for(target))
     assert journal is not None and journal.segments[-1].frames_done == 12
     assert len(list((work_dir_for(target) / "frames").iterdir())) == 12
+
+
+def test_changed_captions_change_the_resume_identity(tmp_path: Path) -> None:
+    """Resuming after a caption edit must start over: the burner's fingerprint is part of it."""
+    from seedvr_desktop.engine.pipeline import job_fingerprint, plan_job
+    from seedvr_desktop.project.captions import CaptionBurner
+    from seedvr_desktop.project.model import Caption
+
+    src = make_video(tmp_path / "in.mp4", frames=6, size=(64, 48))
+    job = _job(src, tmp_path / "out.mp4", "none")
+    plan = plan_job(job)
+    job.frame_filter = CaptionBurner([Caption(start=0.0, end=1.0, text="Grandma")], font=False)
+    first = job_fingerprint(job, plan)
+    job.frame_filter = CaptionBurner([Caption(start=0.0, end=1.0, text="Grandpa")], font=False)
+    assert job_fingerprint(job, plan) != first
