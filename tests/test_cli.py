@@ -81,6 +81,9 @@ def test_user_errors_exit_1_with_one_line(tmp_path: Path,
     existing.write_bytes(b"mine")
     assert cli.main(["restore", str(clip.path), "-o", str(existing), "--engine", "none"]) == 1
     assert "--overwrite" in _one_line_error(capsys.readouterr().err)
+    # With `auto` the refusal still comes alone, before the "engine auto: using ..." line.
+    assert cli.main(["restore", str(clip.path), "-o", str(existing)]) == 1
+    assert "--overwrite" in _one_line_error(capsys.readouterr().err)
     assert existing.read_bytes() == b"mine"
     assert cli.main(["restore", str(clip.path), "-o", str(existing), "--engine", "none",
                      "--overwrite"]) == 0

@@ -67,7 +67,7 @@ def plan_job(job: RestoreJob) -> JobPlan:
     from seedvr_desktop.engine.chunking import plan_chunks
     from seedvr_desktop.media.images import is_image_path
     from seedvr_desktop.media.probe import probe, scan
-    from seedvr_desktop.media.writer import check_output, is_sequence_output
+    from seedvr_desktop.media.writer import check_output, is_sequence_output, refuse_existing
 
     src, out = Path(job.input_path), Path(job.output_path)
     if out.exists() and src.exists() and out.resolve() == src.resolve():
@@ -88,6 +88,7 @@ def plan_job(job: RestoreJob) -> JobPlan:
     sequence = is_sequence_output(out, job.encode.codec)
     if not sequence:
         check_output(out, job.encode)
+        refuse_existing(out, job.overwrite)  # before any progress line, so it is the only one
     elif job.encode.codec.lower() != "png" and out.suffix.lower() not in ("", ".png"):
         raise UserError(f"{job.encode.codec} cannot write into a folder; give a video file name")
     times = [t * video.time_base for t in scan(src).pts]
