@@ -80,11 +80,13 @@ def plan_job(job: RestoreJob) -> JobPlan:
     caps = effective_caps(registry.engine_caps(name), job.engine_options)
     video = info.video
     source_size = (video.display_width, video.display_height)
-    output_size = _output_size(source_size, job.size, caps)
     if info.is_image or (is_image_path(src) and video.frame_count <= 1):
-        _check_image_output(src, out)
+        _check_image_output(src, out, video.codec)
+        caps = still_caps(caps)
+        output_size = _output_size(source_size, job.size, caps)
         return JobPlan(src, out, name, caps, True, source_size, output_size, 0, 1, 1,
                        Fraction(1), False, notes)
+    output_size = _output_size(source_size, job.size, caps)
     sequence = is_sequence_output(out, job.encode.codec)
     if not sequence:
         check_output(out, job.encode)
@@ -174,12 +176,26 @@ def _output_size(source: tuple[int, int], rule: SizeRule, caps: EngineCaps) -> t
         raise UserError(f"cannot use that output size: {exc}") from exc
 
 
-def _check_image_output(src: Path, out: Path) -> None:
+# Image codecs (as the probe names them) -> the usual file extension of that format, to name a
+# still whose file extension lies (a JPEG renamed .mp4).
+_IMAGE_CODEC_SUFFIX = {"mjpeg": ".jpg", "jpegls": ".jpg", "png": ".png", "apng": ".png",
+                       "tiff": ".tiff", "webp": ".webp", "bmp": ".bmp"}
+
+
+def still_caps(caps: EngineCaps) -> EngineCaps:
+    """Caps for a still image: the size multiple of 2 exists for the video encoders' 4:2:0
+    chroma, which an image file does not have, so a 319x241 picture keeps its size. A larger
+    multiple is the engine's own need and stays."""
+    return replace(caps, size_multiple=1) if caps.size_multiple <= 2 else caps
+
+
+def _check_image_output(src: Path, out: Path, codec: str = "") -> None:
     from seedvr_desktop.media.images import is_image_path
 
     if not is_image_path(out):
+        suffix = src.suffix if is_image_path(src) else _IMAGE_CODEC_SUFFIX.get(codec, ".png")
         raise UserError(f"{src.name} is a still image; give an image output name such as "
-                        f"{out.with_suffix(src.suffix).name}")
+                        f"{out.with_suffix(suffix).name}")
 
 
 def trim_range(times: list[Fraction], start: float | None, end: float | None,

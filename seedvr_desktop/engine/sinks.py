@@ -11,7 +11,7 @@ import contextlib
 import logging
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -23,6 +23,7 @@ from seedvr_desktop.media.writer import (
     SegmentEncoder,
     VideoParams,
     image_to_array,
+    is_write_failure,
     make_output_folder,
     remove_empty_folders,
     unwritable_folder,
@@ -37,6 +38,25 @@ log = logging.getLogger(__name__)
 FRAMES_DIR = "frames"
 
 
+class OutputWriteError(UserError):
+    """The output's disk refused data mid-job (full, quota, read-only). Finished segments stay
+    journaled, so the job can be resumed once there is room."""
+
+
+@contextlib.contextmanager
+def writing(folder: Path) -> Iterator[None]:
+    """Turn a disk failure inside the block into a one-line OutputWriteError naming `folder`."""
+    try:
+        yield
+    except UserError:
+        raise
+    except OSError as exc:
+        if not is_write_failure(exc):
+            raise
+        log.warning("writing into %s failed", folder, exc_info=True)
+        raise OutputWriteError(str(unwritable_folder(folder, exc))) from exc
+
+
 class SegmentSink:
     """Video output: one SegmentEncoder per journaled segment, muxed at the end."""
 
@@ -45,22 +65,31 @@ class SegmentSink:
         self.params = params
         self._encoder: SegmentEncoder | None = None
 
+    @property
+    def folder(self) -> Path:
+        """The user's output folder (the work folder lives in it, on the same disk)."""
+        return self.journal.folder.parent
+
     def open(self, number: int) -> None:
         path = self.journal.segment_path(number, self.params.spec.segment_format)
-        self._encoder = SegmentEncoder(path, self.params)
+        with writing(self.folder):
+            self._encoder = SegmentEncoder(path, self.params)
 
     def write(self, image: np.ndarray, time: Fraction) -> None:
         assert self._encoder is not None
-        self._encoder.write_image(image, time)
+        with writing(self.folder):
+            self._encoder.write_image(image, time)
 
     def write_frame(self, frame: Any, time: Fraction) -> None:
         """A decoded PyAV picture, encoded without the RGB round trip (pass-through path)."""
         assert self._encoder is not None
-        self._encoder.write_frame(frame, time)
+        with writing(self.folder):
+            self._encoder.write_frame(frame, time)
 
     def close(self) -> str:
         assert self._encoder is not None
-        self._encoder.close()
+        with writing(self.folder):
+            self._encoder.close()
         name = self._encoder.path.name
         self._encoder = None
         return name
@@ -73,7 +102,9 @@ class SegmentSink:
     def finalize(self, request: Callable[[list[Path]], MuxRequest]) -> list[str]:
         from seedvr_desktop.media.remux import mux_output
 
-        return mux_output(request(self.journal.segment_files()))
+        req = request(self.journal.segment_files())
+        with writing(req.target.parent):
+            return mux_output(req)
 
 
 def sequence_pattern(output: Path) -> tuple[Path, str]:
@@ -121,8 +152,9 @@ class PngSink:
         data = image_to_array(image, 8 if self.bit_depth <= 8 else 16)
         name = self.pattern % (self._next + 1)
         path = self._staging / name
-        if not cv2.imwrite(os.fspath(path), cv2.cvtColor(data, cv2.COLOR_RGB2BGR)):
-            raise OSError(f"could not write {path}")
+        with writing(self.journal.folder.parent):
+            if not cv2.imwrite(os.fspath(path), cv2.cvtColor(data, cv2.COLOR_RGB2BGR)):
+                raise OSError(f"could not write {path.name}")
         self._written.append(path)
         self._next += 1
 

@@ -30,6 +30,7 @@ from seedvr_desktop.engine.pipeline import (
     engine_geometry,
     job_fingerprint,
 )
+from seedvr_desktop.engine.sinks import OutputWriteError, writing
 from seedvr_desktop.errors import Cancelled
 
 log = logging.getLogger(__name__)
@@ -168,6 +169,15 @@ class VideoRun:
             yield ProgressEvent("cancelled", done, plan.frame_count,
                                 message=f"cancelled{kept}")
             return
+        except OutputWriteError as exc:
+            # Disk full (or gone read-only) mid-job: the finished segments stay for --resume,
+            # the unfinished one and any temporary output file are already gone.
+            self._stop(keep=True)
+            message = str(exc)
+            if journal.last:
+                message += (f"; {journal.last.frames_done} finished frames kept: make room and "
+                            "run again with --resume")
+            raise OutputWriteError(message) from exc.__cause__
         except BaseException:
             self._stop(keep=True)
             raise
@@ -288,8 +298,9 @@ class VideoRun:
                 more: bool) -> None:
         assert self.journal is not None
         name = self.sink.close()
-        self.journal.commit(SegmentRecord(name, frames, next_chunk, frames_done, self.damaged),
-                            tail)
+        with writing(self.journal.folder.parent):
+            self.journal.commit(SegmentRecord(name, frames, next_chunk, frames_done,
+                                              self.damaged), tail)
         if more:
             self.sink.open(len(self.journal.segments))
 

@@ -26,7 +26,12 @@ from pathlib import Path
 from typing import Any
 
 from seedvr_desktop.media.audio import AudioTranscoder, ordered_layout
-from seedvr_desktop.media.writer import CONTAINER_FORMATS, VideoParams, refuse_existing
+from seedvr_desktop.media.writer import (
+    CONTAINER_FORMATS,
+    VideoParams,
+    is_write_failure,
+    refuse_existing,
+)
 
 log = logging.getLogger(__name__)
 
@@ -78,8 +83,8 @@ def mux_output(req: MuxRequest) -> list[str]:
     try:
         return _mux_once(req)
     except av.FFmpegError as exc:
-        if req.source is None or req.audio not in fallbacks:
-            raise
+        if req.source is None or req.audio not in fallbacks or is_write_failure(exc):
+            raise  # a full disk is no reason to try other audio: the next try fails the same
         nxt = fallbacks[req.audio]
         log.warning("muxing with audio=%s failed (%s); retrying with audio=%s", req.audio, exc,
                     nxt)
@@ -242,6 +247,64 @@ class _CopyHandler:
         return []
 
 
+# Text subtitle codecs (decoder names) whose cues can be re-encoded into another text format;
+# bitmap subtitles (dvd_subtitle, hdmv_pgs_subtitle) are pictures and can only be copied.
+_TEXT_SUBTITLES = frozenset({"subrip", "srt", "ass", "ssa", "mov_text", "webvtt", "text"})
+# The text format each container stores: MP4/MOV only know 3GPP timed text; SubRip is the
+# plainest Matroska text track every player reads.
+_TEXT_TARGET = {"mp4": "mov_text", "mov": "mov_text", "matroska": "subrip"}
+_UNKNOWN_CUE_MS = 3000  # shown this long when a cue's packet has no duration
+
+
+class _TextConvertHandler(_CopyHandler):
+    """Decodes a text subtitle stream's cues and re-encodes them in the output's text format.
+
+    Cue times come from the packets (shifted onto the output clock like a copy), the text goes
+    through the ASS event form that every FFmpeg text decoder gives and encoder takes, so line
+    breaks and simple styling survive a change of container.
+    """
+
+    def __init__(self, in_stream: Any, out: Any, codec: str, req: MuxRequest) -> None:
+        from seedvr_desktop.media.subtitles import (
+            add_text_stream,
+            default_ass_header,
+            plain_header,
+        )
+
+        header: str | bytes = plain_header()
+        if codec != "subrip":
+            src_header = in_stream.codec_context.subtitle_header
+            header = src_header or default_ass_header(req.params.width, req.params.height)
+        out_stream = add_text_stream(out, codec, header)
+        super().__init__(in_stream, out_stream, req)
+        self.codec = codec
+        self.converted = 0
+
+    def handle(self, packet: Any) -> list[Any]:
+        from seedvr_desktop.media.subtitles import encode_event
+
+        if packet.size == 0:
+            return []
+        try:
+            rects = self.in_stream.codec_context.decode(packet)
+        except Exception as exc:  # one undecodable cue must not cost the whole file
+            log.warning("subtitle cue at %s could not be decoded: %s", packet.pts, exc)
+            return []
+        duration = packet.duration or 0
+        placed = super().handle(packet)
+        events = [r.ass for r in rects if getattr(r, "ass", None)]
+        if not placed or not events:
+            return []  # outside the window, or an empty "clear the screen" sample (mov_text)
+        start_ms = round(placed[0].pts * self.time_base * 1000)
+        length_ms = (round(duration * self.time_base * 1000) if duration
+                     else _UNKNOWN_CUE_MS)
+        out: list[Any] = []
+        for event in events:
+            out.append(encode_event(self.out_stream, bytes(event), start_ms, length_ms))
+            self.converted += 1
+        return out
+
+
 def _copy_stream(out: Any, template: Any) -> Any:
     """A stream-copy of `template` in `out`. An audio stream whose channel order is unknown
     (common in AVI: "2 channels") gets the default layout for its channel count, which MP4
@@ -298,6 +361,11 @@ def _source_handlers(src: Any, out: Any, req: MuxRequest, fmt: str,
                 out_stream = _copy_stream(out, stream)
                 _copy_stream_metadata(stream, out_stream)
                 handlers.append(_CopyHandler(stream, out_stream, req))
+            elif name in _TEXT_SUBTITLES and fmt in _TEXT_TARGET:
+                handler = _TextConvertHandler(stream, out, _TEXT_TARGET[fmt], req)
+                _copy_stream_metadata(stream, handler.out_stream)
+                handlers.append(handler)
+                notices.append(f"subtitle track {k + 1} ({name}) converted to {handler.codec}")
             else:
                 hint = "" if fmt == "matroska" else " (use .mkv)"
                 notices.append(f"subtitle track {k + 1} ({name}) not copied: {fmt} cannot "

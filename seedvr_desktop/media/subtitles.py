@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import av
 from av.subtitles.subtitle import SubtitleSet
@@ -84,6 +85,45 @@ def _event_text(cue: SubtitleCue) -> str:
     return body
 
 
+def plain_header() -> str:
+    """A style-less ASS header: what the SubRip and mov_text encoders need to open, and all
+    they need for plain text."""
+    return _PLAIN_HEADER
+
+
+def add_text_stream(out: av.container.OutputContainer, codec: str, header: str | bytes,
+                    language: str | None = None, title: str | None = None) -> Any:
+    """A new text subtitle stream (mov_text, subrip or ass) counting in milliseconds.
+
+    The encoders take ASS events, so every text stream carries an ASS script header; Matroska
+    stores it as the ASS track's private data.
+    """
+    sub = out.add_stream(codec)
+    sub.time_base = TIME_BASE
+    sub.codec_context.time_base = TIME_BASE
+    sub.codec_context.subtitle_header = header.encode("utf-8") if isinstance(header, str) \
+        else header
+    if language:
+        sub.metadata["language"] = language
+    if title:
+        sub.metadata["title"] = title
+    return sub
+
+
+def encode_event(stream: Any, event: bytes, start_ms: int, duration_ms: int) -> Any:
+    """One encoded packet for `stream` showing the ASS dialogue `event`
+    (b"ReadOrder,Layer,Style,Name,MarginL,MarginR,MarginV,Effect,Text") from `start_ms` for
+    `duration_ms` milliseconds of the output timeline."""
+    duration_ms = max(1, duration_ms)
+    packet = stream.codec_context.encode_subtitle(
+        SubtitleSet.create(event, 0, duration_ms, pts=start_ms))
+    packet.stream = stream
+    packet.time_base = TIME_BASE
+    packet.pts = packet.dts = start_ms
+    packet.duration = duration_ms
+    return packet
+
+
 def mux_subtitles(
     video_path: str | os.PathLike[str],
     cues: Sequence[SubtitleCue],
@@ -142,20 +182,13 @@ def _remux(
             mapping[stream.index] = copy
             if stream.type == "video" and not width:
                 width, height = stream.codec_context.width, stream.codec_context.height
-        sub = out.add_stream(codec)
-        sub.time_base = TIME_BASE
-        sub.codec_context.time_base = TIME_BASE
         if codec == "subrip":
             # The SubRip encoder turns every style attribute into inline tags ({\fn..}{\b1});
             # a header without styles keeps the SRT text plain.
             header = _PLAIN_HEADER
         else:
             header = ass_header or default_ass_header(width or 640, height or 480)
-        sub.codec_context.subtitle_header = header.encode("utf-8")
-        sub.metadata["language"] = language
-        if title:
-            sub.metadata["title"] = title
-
+        sub = add_text_stream(out, codec, header, language, title)
         pending = sorted(cues, key=lambda c: c.start)
         order = 0
 
@@ -166,14 +199,7 @@ def _remux(
                 start = round(cue.start * 1000)
                 duration = max(1, round(cue.end * 1000) - start)
                 event = f"{order},0,Default,,0,0,0,,{_event_text(cue)}".encode()
-                packet = sub.codec_context.encode_subtitle(
-                    SubtitleSet.create(event, 0, duration, pts=start)
-                )
-                packet.stream = sub
-                packet.time_base = TIME_BASE
-                packet.pts = packet.dts = start
-                packet.duration = duration
-                out.mux(packet)
+                out.mux(encode_event(sub, event, start, duration))
                 order += 1
 
         streams = [s for s in inp.streams if s.index in mapping]

@@ -16,6 +16,7 @@ and dropped-frame gaps survive.
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import tempfile
@@ -380,6 +381,26 @@ def remove_empty_folders(folders: list[Path]) -> None:
 def unwritable_folder(folder: Path, exc: OSError) -> UserError:
     """The one-line error for an output folder that cannot be created or written to."""
     return UserError(f"cannot write to {folder}: {exc.strerror or exc}")
+
+
+# errno values that say the output's disk refused the data (full, quota, read-only, failing),
+# as opposed to an encoder or muxer rejecting what it was given.
+_DISK_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EIO,
+                          errno.EACCES, errno.EPERM})
+
+
+def is_write_failure(exc: BaseException) -> bool:
+    """Whether `exc`, raised while writing an output, means the disk refused the data.
+
+    FFmpeg's errors are OSErrors too (PyAV maps AVERROR codes onto errno), so only those with a
+    disk errno count; a plain OSError from our own file writes always does."""
+    import av
+
+    if not isinstance(exc, OSError):
+        return False
+    if isinstance(exc, av.FFmpegError):
+        return exc.errno in _DISK_ERRNOS
+    return True
 
 
 def refuse_existing(path: Path, overwrite: bool) -> None:

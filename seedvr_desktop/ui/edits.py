@@ -55,6 +55,12 @@ class EditController(QObject):
         if 0 <= index < len(self.session.project.clips):
             self.session.push(cmd.MoveClip(clip_id, index))
 
+    def move_clip_to(self, clip_id: str, index: int) -> None:
+        """Put a clip at timeline position `index` (as dropped by a drag); one undo step."""
+        project = self.session.project
+        if clip_id and 0 <= index < len(project.clips) and project.clip_index(clip_id) != index:
+            self.session.push(cmd.MoveClip(clip_id, index))
+
     def remove_clip(self, clip_id: str) -> None:
         if clip_id:
             self.session.push(cmd.RemoveClip(clip_id))

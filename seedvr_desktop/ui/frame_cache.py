@@ -19,8 +19,10 @@ import numpy as np
 
 log = logging.getLogger(__name__)
 
-# Widest proxy first; the first one whose estimated size fits the budget for the whole clip wins.
-PROXY_WIDTHS = (960, 640, 480, 320)
+# Widest proxy first. The proxy is as wide as the viewer shows (the first width at least the
+# on-screen width), then narrower until the estimate for the whole clip fits the budget.
+PROXY_WIDTHS = (1920, 1280, 960, 640, 480, 320)
+DEFAULT_DISPLAY_WIDTH = 960  # until the viewer reports its size
 JPEG_QUALITY = 88
 # Measured on film-like content: a q88 JPEG is about 1/12 of the raw RGB size.
 _JPEG_RATIO = 1 / 12
@@ -73,9 +75,14 @@ class LruFrameCache:
         return self._bytes
 
 
-def proxy_size(width: int, height: int, frame_count: int, budget_bytes: int) -> tuple[int, int]:
-    """Proxy (w, h) for a clip: as large as fits the budget, never larger than the source."""
-    for target in PROXY_WIDTHS:
+def proxy_size(width: int, height: int, frame_count: int, budget_bytes: int,
+               display_width: int = DEFAULT_DISPLAY_WIDTH) -> tuple[int, int]:
+    """Proxy (w, h) for a clip: no wider than the display needs (never wider than the source),
+    narrower where the whole clip would not fit the budget."""
+    wanted = min(width, max(1, display_width))
+    fitting = [w for w in PROXY_WIDTHS if w >= wanted]
+    cap = fitting[-1] if fitting else PROXY_WIDTHS[0]
+    for target in (w for w in PROXY_WIDTHS if w <= cap):
         w = min(width, target)
         h = max(2, round(height * w / max(1, width)))
         if w * h * 3 * _JPEG_RATIO * max(1, frame_count) <= budget_bytes:
@@ -103,12 +110,15 @@ class ProxyStore:
         self._order: OrderedDict[str, None] = OrderedDict()  # media LRU for whole-clip eviction
         self._bytes = 0
         self._lock = threading.Lock()
+        self.display_width = DEFAULT_DISPLAY_WIDTH  # on-screen pixels the viewer shows a frame at
 
     def configure(self, path: str, width: int, height: int, frame_count: int) -> tuple[int, int]:
-        """Choose (once) the proxy size of a clip and return it."""
+        """Choose the proxy size of a clip and return it; fixed once a frame is stored (a later
+        viewer resize must not mix sizes within one clip)."""
         with self._lock:
-            if path not in self._sizes:
-                self._sizes[path] = proxy_size(width, height, frame_count, self.budget_bytes)
+            if not self._frames.get(path):
+                self._sizes[path] = proxy_size(width, height, frame_count, self.budget_bytes,
+                                               self.display_width)
                 self._frames[path] = {}
             self._order[path] = None
             self._order.move_to_end(path)

@@ -59,6 +59,9 @@ class FrameSource(QObject):
     def request_thumbnail(self, path: str, index: int, height: int = 72) -> None:
         self._decoder.request_thumbnail(path, index, height)
 
+    def set_display_size(self, width: int, height: int) -> None:
+        self._decoder.set_display_size(width, height)
+
     def build_proxy(self, path: str) -> None:
         self._decoder.build_proxy(path)
 

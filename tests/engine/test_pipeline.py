@@ -225,6 +225,22 @@ def test_still_images(tmp_path: Path) -> None:
         restore(tmp_path / "a.jpg", tmp_path / "a_out.mp4")
 
 
+def test_odd_size_still_keeps_its_exact_size(tmp_path: Path) -> None:
+    """Stills have no 4:2:0 chroma, so --engine none must not round 319x241 up to 320x242."""
+    make_image(tmp_path / "odd.png", size=(319, 241), index=3)
+    restore(tmp_path / "odd.png", tmp_path / "odd_out.png")
+    out = read_image(tmp_path / "odd_out.png")
+    assert out.shape == (241, 319, 3) and frame_id(out) == 3
+
+
+def test_renamed_still_suggests_its_real_format(tmp_path: Path) -> None:
+    """A JPEG named .mp4 restored to x.mp4: the hint names the format it really is."""
+    make_image(tmp_path / "photo.jpg", index=1)
+    (tmp_path / "photo.jpg").rename(tmp_path / "photo.mp4")
+    with pytest.raises(UserError, match=r"such as x\.jpg"):
+        restore(tmp_path / "photo.mp4", tmp_path / "x.mp4")
+
+
 def test_user_errors(tmp_path: Path) -> None:
     text = make_text_file(tmp_path / "notes.mp4")
     with pytest.raises(MediaError):

@@ -3,6 +3,8 @@ content as one uninterrupted run (same decoded frames, same video packets)."""
 
 from __future__ import annotations
 
+import errno
+import os
 import threading
 from pathlib import Path
 
@@ -13,6 +15,7 @@ from seedvr_desktop.engine.job import RestoreJob, SizeRule
 from seedvr_desktop.engine.journal import Journal, work_dir_for
 from seedvr_desktop.engine.pipeline import run_restore
 from seedvr_desktop.engine.registry import engine_names
+from seedvr_desktop.errors import UserError
 from tests.clips import make_video
 from tests.engine import pipeline_fakes
 from tests.engine.pipeline_fakes import decode_video, packet_payloads
@@ -236,3 +239,80 @@ def test_changed_captions_change_the_resume_identity(tmp_path: Path) -> None:
     first = job_fingerprint(job, plan)
     job.frame_filter = CaptionBurner([Caption(start=0.0, end=1.0, text="Grandpa")], font=False)
     assert job_fingerprint(job, plan) != first
+
+
+def _no_space() -> OSError:
+    return OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+
+def test_full_disk_while_writing_segments_is_resumable(tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """ENOSPC in the segment encoder: one-line UserError, finished segments kept, no partial
+    output, and --resume later gives the same file as an uninterrupted run."""
+    from seedvr_desktop.media.writer import SegmentEncoder
+
+    clip = make_video(tmp_path / "c.mp4", frames=45, audio="aac")
+    full = tmp_path / "full.mp4"
+    list(run_restore(_job(clip.path, full, "test-chunky")))
+
+    out_dir = tmp_path / "out"
+    out = out_dir / "r.mp4"
+    real = SegmentEncoder.write_image
+    written = [0]
+
+    def write_image(self: SegmentEncoder, image: object, time: object) -> None:
+        written[0] += 1
+        if written[0] > 20:  # the disk fills up after some segments are finished
+            raise _no_space()
+        real(self, image, time)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(SegmentEncoder, "write_image", write_image)
+    with pytest.raises(UserError) as info:
+        list(run_restore(_job(clip.path, out, "test-chunky")))
+    message = str(info.value)
+    assert message.startswith(f"cannot write to {out_dir}: No space left on device")
+    assert "--resume" in message and "\n" not in message
+    assert not out.exists()
+    assert not list(work_dir_for(out).glob("*.part"))
+    assert [p.name for p in out_dir.iterdir()] == [work_dir_for(out).name]
+    assert Journal._load(work_dir_for(out)).segments  # finished work kept
+
+    monkeypatch.setattr(SegmentEncoder, "write_image", real)
+    events = list(run_restore(_job(clip.path, out, "test-chunky", resume=True)))
+    assert events[-1].stage == "done"
+    _assert_same_output(full, out)
+
+
+def test_full_disk_while_muxing_keeps_segments(tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """ENOSPC from FFmpeg while writing the final file: no audio fallback retries, no temporary
+    file left, and the segments resume straight into the final mux."""
+    import av
+
+    from seedvr_desktop.media import remux
+
+    clip = make_video(tmp_path / "c.mp4", frames=30, audio="aac")
+    out = tmp_path / "r.mp4"
+    real = remux._video_packets
+    attempts = [0]
+
+    def failing(*args: object, **kwargs: object):  # type: ignore[no-untyped-def]
+        attempts[0] += 1
+        for n, item in enumerate(real(*args, **kwargs)):  # type: ignore[arg-type]
+            if n == 5:
+                av.error.err_check(-errno.ENOSPC, str(out))  # what FFmpeg's write gives
+            yield item
+
+    monkeypatch.setattr(remux, "_video_packets", failing)
+    with pytest.raises(UserError, match=r"No space left on device; 30 finished frames kept"):
+        list(run_restore(_job(clip.path, out, "none")))
+    assert attempts[0] == 1  # not retried with transcoded or missing audio
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        ["c.mp4", work_dir_for(out).name])
+
+    monkeypatch.setattr(remux, "_video_packets", real)
+    events = list(run_restore(_job(clip.path, out, "none", resume=True)))
+    assert events[-1].stage == "done"
+    times, images = decode_video(out)
+    assert times == list(clip.times) and len(images) == 30
+    assert packet_payloads(out) == packet_payloads(clip.path)

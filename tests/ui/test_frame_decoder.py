@@ -132,6 +132,27 @@ def test_proxy_size_fits_the_budget_and_store_round_trips() -> None:
     assert np.abs(back.astype(int) - image.astype(int)).mean() < 6  # colour order kept
 
 
+def test_proxies_are_as_wide_as_the_viewer_shows_within_the_budget() -> None:
+    budget = 512 << 20
+    # A 1280-pixel viewer gets 1280-wide proxies (500 frames * 1280*720*3/12 = 115 MB fits).
+    assert proxy_size(1920, 1080, 500, budget, display_width=1280) == (1280, 720)
+    # A narrower viewer gets the first width that still covers it, never an upscale.
+    assert proxy_size(1920, 1080, 500, budget, display_width=400) == (480, 270)
+    # Wider than the source: the source size (1920*1080*3/12*500 = 259 MB fits).
+    assert proxy_size(1920, 1080, 500, budget, display_width=2560) == (1920, 1080)
+    # A long clip falls back to what fits the budget.
+    w, h = proxy_size(1920, 1080, 20_000, budget, display_width=1280)
+    assert w < 1280 and w * h * 3 / 12 * 20_000 <= budget
+    store = ProxyStore(budget)
+    store.display_width = 1280
+    assert store.configure("a", 1920, 1080, 500) == (1280, 720)
+    assert store.put("a", 0, np.zeros((1080, 1920, 3), np.uint8))
+    store.display_width = 640  # the viewer shrank: a clip with stored frames keeps its size
+    assert store.configure("a", 1920, 1080, 500) == (1280, 720)
+    assert store.get("a", 0).shape == (720, 1280, 3)
+    assert store.configure("b", 1920, 1080, 500) == (640, 360)
+
+
 def test_preview_cache_lookup_ranges_and_invalidation() -> None:
     cache = PreviewCache()
     frames = np.arange(5 * 2 * 2 * 3, dtype=np.uint8).reshape(5, 2, 2, 3)

@@ -445,3 +445,59 @@ def test_reordering_clips_moves_them_on_the_timeline_and_undoes(window, qtbot, s
     assert window.session.undo.stack.undoText() == "Reorder clips"
     window.session.undo.stack.undo()
     assert [c.clip_id for c in window.timeline.clips] == [first, second]
+
+
+def test_dragging_a_clip_past_its_neighbour_reorders_in_one_undo_step(
+        window, qtbot, small_clip: Path, long_clip: Path) -> None:
+    from seedvr_desktop.ui.theme import ACCENT
+    from seedvr_desktop.ui.widgets.timeline import CLIP_H, RULER_H
+
+    import_clip(qtbot, window, small_clip)
+    import_clip(qtbot, window, long_clip)
+    first, second = (c.id for c in window.session.project.clips)
+    tl = window.timeline
+    tl.zoom_to_fit()  # both clips on screen
+    track, scale = tl.track, tl.scale
+    stack = window.session.undo.stack
+    steps = stack.count()
+    a, b = tl.clips
+    assert scale.x(b.end) < track.width()
+    # The viewer tells the frame source its on-screen size (proxies are made that wide).
+    viewer = window.viewer
+    assert window.frames.decoder.proxies.display_width == round(
+        viewer.width() * viewer.devicePixelRatioF())
+    y = round(RULER_H + 2 + CLIP_H / 2)
+    grab = round(scale.x((a.start + a.end) / 2))
+    # Move the block so its right edge lands just past the middle of clip 1.
+    stop = grab + round(scale.x((b.start + b.end) / 2) - scale.x(a.end)) + 6
+    qtbot.mousePress(track, Qt.MouseButton.LeftButton, pos=QPoint(grab, y))
+    qtbot.mouseMove(track, QPoint(grab + 20, y))
+    assert tl.dragged_clip == first
+    qtbot.mouseMove(track, QPoint(stop, y))
+    assert tl.insertion_time() == pytest.approx(b.end)  # the marker sits after clip 1
+    shot = _grab(track)  # the marker is painted in the accent colour at that x
+    marker_x = round(scale.x(b.end) * track.devicePixelRatioF())
+    accent = (ACCENT.red(), ACCENT.green(), ACCENT.blue())
+    assert any(tuple(shot[y + 4, x, :3]) == accent for x in range(marker_x - 2, marker_x + 2))
+    with qtbot.assertNotEmitted(tl.scrubbed):  # a reorder drag leaves the playhead alone
+        qtbot.mouseMove(track, QPoint(stop + 1, y))
+    qtbot.mouseRelease(track, Qt.MouseButton.LeftButton, pos=QPoint(stop, y))
+    assert [c.id for c in window.session.project.clips] == [second, first]
+    assert [c.clip_id for c in tl.clips] == [second, first] and not tl.dragged_clip
+    assert stack.count() == steps + 1 and stack.undoText() == "Reorder clips"
+    stack.undo()
+    assert [c.id for c in window.session.project.clips] == [first, second]
+    # Dragging on the ruler still scrubs and never reorders.
+    expected = scale.t(stop)
+    with qtbot.waitSignal(tl.scrubbed):
+        qtbot.mousePress(track, Qt.MouseButton.LeftButton, pos=QPoint(grab, 5))
+    qtbot.mouseMove(track, QPoint(stop, 5))
+    qtbot.mouseRelease(track, Qt.MouseButton.LeftButton, pos=QPoint(stop, 5))
+    assert tl.playhead == pytest.approx(expected, abs=0.05)
+    assert [c.id for c in window.session.project.clips] == [first, second]
+    # A drag that does not pass the neighbour's middle changes nothing.
+    qtbot.mousePress(track, Qt.MouseButton.LeftButton, pos=QPoint(grab, y))
+    qtbot.mouseMove(track, QPoint(grab + 20, y))
+    qtbot.mouseRelease(track, Qt.MouseButton.LeftButton, pos=QPoint(grab + 20, y))
+    assert [c.id for c in window.session.project.clips] == [first, second]
+    assert stack.count() == steps + 1

@@ -10,8 +10,24 @@ from __future__ import annotations
 import math
 
 from PySide6.QtCore import QPointF, QRectF, Qt, Signal
-from PySide6.QtGui import QColor, QImage, QMouseEvent, QPainter, QPaintEvent, QWheelEvent
-from PySide6.QtWidgets import QHBoxLayout, QLineEdit, QScrollBar, QToolButton, QVBoxLayout, QWidget
+from PySide6.QtGui import (
+    QColor,
+    QImage,
+    QMouseEvent,
+    QPainter,
+    QPaintEvent,
+    QPen,
+    QWheelEvent,
+)
+from PySide6.QtWidgets import (
+    QApplication,
+    QHBoxLayout,
+    QLineEdit,
+    QScrollBar,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
 
 from seedvr_desktop.ui.theme import ACCENT, PREVIEW_RANGE
 from seedvr_desktop.ui.timecode import clock
@@ -58,6 +74,7 @@ class ClipTrack(QWidget):
                 continue
             box = QRectF(x0, RULER_H + 2, max(2.0, x1 - x0 - 1), CLIP_H)
             selected = clip.clip_id == tl.selected_clip
+            p.setOpacity(0.45 if clip.clip_id == tl.dragged_clip else 1.0)
             p.fillRect(box, QColor(58, 84, 120) if selected else QColor(52, 62, 78))
             self._paint_filmstrip(p, clip, box)
             p.setPen(QColor(255, 255, 255) if selected else QColor(200, 204, 210))
@@ -65,6 +82,8 @@ class ClipTrack(QWidget):
             p.fillRect(QRectF(box.left(), box.bottom() - 16, box.width(), 16), QColor(0, 0, 0, 140))
             p.drawText(box.adjusted(4, 0, -4, -2), Qt.AlignmentFlag.AlignLeft
                        | Qt.AlignmentFlag.AlignBottom, clip.name)
+        p.setOpacity(1.0)
+        self._paint_clip_drag(p)
         for start, end in tl.preview_ranges:
             x0, x1 = scale.x(start), scale.x(end)
             p.fillRect(QRectF(x0, RULER_H - 6, max(2.0, x1 - x0), 5), PREVIEW_RANGE)
@@ -73,6 +92,22 @@ class ClipTrack(QWidget):
         p.drawLine(QPointF(x, 0), QPointF(x, self.height()))
         p.setBrush(ACCENT)
         p.drawPolygon([QPointF(x - 6, 0), QPointF(x + 6, 0), QPointF(x, 8)])
+
+    def _paint_clip_drag(self, p: QPainter) -> None:
+        """Outline of the clip under the mouse and a bar where it would land on release."""
+        tl, scale = self._tl, self._tl.scale
+        clip = tl.dragged_span()
+        if clip is None:
+            return
+        x0 = scale.x(clip.start) + tl.drag_dx()
+        ghost = QRectF(x0, RULER_H + 2, max(2.0, (clip.end - clip.start) * scale.pps - 1), CLIP_H)
+        p.setPen(QPen(QColor(255, 255, 255, 200), 1, Qt.PenStyle.DashLine))
+        p.setBrush(Qt.BrushStyle.NoBrush)
+        p.drawRect(ghost)
+        marker = tl.insertion_time()
+        if marker is not None:
+            x = scale.x(marker)
+            p.fillRect(QRectF(x - 2, RULER_H, 4, CLIP_H + 6), ACCENT)
 
     def _paint_ruler(self, p: QPainter) -> None:
         scale = self._tl.scale
@@ -105,15 +140,24 @@ class ClipTrack(QWidget):
 
     def mousePressEvent(self, event: QMouseEvent) -> None:
         if event.button() == Qt.MouseButton.LeftButton:
-            self._tl.begin_scrub(event.position().x())
+            pos = event.position()
+            self._tl.begin_scrub(pos.x())
+            # A press on a clip block may turn into a reorder once the mouse travels far enough;
+            # until then it is a click that moves the playhead, exactly as before.
+            if RULER_H < pos.y() <= RULER_H + 2 + CLIP_H:
+                self._tl.arm_clip_drag(pos.x())
 
     def mouseMoveEvent(self, event: QMouseEvent) -> None:
         if event.buttons() & Qt.MouseButton.LeftButton:
-            self._tl.move_scrub(event.position().x())
+            x = event.position().x()
+            if not self._tl.move_clip_drag(x):
+                self._tl.move_scrub(x)
 
     def mouseReleaseEvent(self, event: QMouseEvent) -> None:
         if event.button() == Qt.MouseButton.LeftButton:
-            self._tl.end_scrub(event.position().x())
+            x = event.position().x()
+            if not self._tl.end_clip_drag(x):
+                self._tl.end_scrub(x)
 
     def wheelEvent(self, event: QWheelEvent) -> None:
         self._tl.wheel(event)
@@ -132,6 +176,7 @@ class TimelineWidget(QWidget):
 
     scrubbed = Signal(float, bool)  # timeline seconds, still dragging
     clip_selected = Signal(str)
+    clip_move_requested = Signal(str, int)  # clip id, new position (counted without the clip)
     thumbnail_needed = Signal(str, int)  # media path, frame index
     caption_add_requested = Signal(float)  # timeline seconds
     caption_text_edited = Signal(str, int, str)  # clip id, caption index, text
@@ -152,6 +197,10 @@ class TimelineWidget(QWidget):
         self._aspects: dict[str, float] = {}
         self._requested: set[tuple[str, int]] = set()
         self._scrubbing = False
+        self._drag_clip = ""  # clip under a press that may become a reorder drag
+        self._drag_x0 = 0.0
+        self._drag_x = 0.0
+        self.dragged_clip = ""  # set once the press has become a reorder drag
 
         self.track = ClipTrack(self)
         self.caption_track = CaptionTrack(self)
@@ -263,6 +312,71 @@ class TimelineWidget(QWidget):
         self.playhead = t
         self._refresh()
         self.scrubbed.emit(t, dragging)
+
+    # ---------------------------------------------------------------- reorder by dragging
+    def arm_clip_drag(self, x: float) -> None:
+        """Remember the clip under a press; it becomes a drag after the system drag distance."""
+        clip = self.clip_at(self.scale.t(x))
+        inside = clip is not None and clip.start <= self.scale.t(x) < clip.end
+        self._drag_clip = clip.clip_id if inside and len(self.clips) > 1 else ""
+        self._drag_x0 = self._drag_x = x
+
+    def move_clip_drag(self, x: float) -> bool:
+        """Follow the mouse while reordering; False when this press is a scrub instead."""
+        if not self._drag_clip:
+            return False
+        self._drag_x = x
+        if not self.dragged_clip:
+            if abs(x - self._drag_x0) < QApplication.startDragDistance():
+                return False
+            # The press was a click that moved the playhead; close that scrub where it began.
+            self.end_scrub(self._drag_x0)
+            self.dragged_clip = self._drag_clip
+        self.track.update()
+        return True
+
+    def end_clip_drag(self, x: float) -> bool:
+        """Finish a reorder (emitting `clip_move_requested` if the order changes)."""
+        dragging = bool(self.dragged_clip)
+        if dragging:
+            self._drag_x = x
+            target = self.drop_index()
+            current = next(i for i, c in enumerate(self.clips) if c.clip_id == self.dragged_clip)
+            clip_id = self.dragged_clip
+            self.dragged_clip = ""
+            self.track.update()
+            if target != current:
+                self.clip_move_requested.emit(clip_id, target)
+        self._drag_clip = ""
+        return dragging
+
+    def dragged_span(self) -> ClipSpan | None:
+        return next((c for c in self.clips if c.clip_id == self.dragged_clip), None)
+
+    def drag_dx(self) -> float:
+        return self._drag_x - self._drag_x0
+
+    def drop_index(self) -> int:
+        """Position the dragged clip would take: one past every other clip whose middle lies
+        left of the dragged block's leading edge (its left edge moving left, right edge right)."""
+        clip = self.dragged_span()
+        if clip is None:
+            return 0
+        dt = self.drag_dx() / self.scale.pps
+        edge = clip.start + dt if dt < 0 else clip.end + dt
+        others = [c for c in self.clips if c.clip_id != clip.clip_id]
+        return sum(1 for c in others if (c.start + c.end) / 2 < edge)
+
+    def insertion_time(self) -> float | None:
+        """Timeline time of the insertion marker, or None while the drop would change nothing."""
+        clip = self.dragged_span()
+        if clip is None:
+            return None
+        index = self.drop_index()
+        if index == self.clips.index(clip):
+            return None
+        others = [c for c in self.clips if c.clip_id != clip.clip_id]
+        return others[index].start if index < len(others) else others[-1].end
 
     def _select_at(self, t: float) -> None:
         clip = self.clip_at(t)

@@ -59,6 +59,7 @@ class ViewerWidget(QWidget):
 
     mode_changed = Signal(str)
     zoom_changed = Signal(float)  # display pixels per original pixel
+    display_size_changed = Signal(int, int)  # on-screen device pixels (width, height)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -243,6 +244,8 @@ class ViewerWidget(QWidget):
     def resizeEvent(self, event) -> None:
         self._place_divider()
         super().resizeEvent(event)
+        dpr = self.devicePixelRatioF()
+        self.display_size_changed.emit(round(self.width() * dpr), round(self.height() * dpr))
 
     def wheelEvent(self, event: QWheelEvent) -> None:
         steps = event.angleDelta().y() / 120.0
