@@ -366,7 +366,11 @@ class VideoRun:
             restored = engine.restore_chunk(batch, context, self.cancel)
             restored = restored[: cp.stop - cp.start]
             last_frame = None
-            for rel, image in blender.push(cp, restored):
+            last = cp.index == len(chunks) - 1
+            # Frames the blender has finished: this chunk's new ones, plus the held-back
+            # overlap tail once the last chunk is in.
+            finished = blender.push(cp, restored) + (blender.flush() if last else [])
+            for rel, image in finished:
                 out_time = pending.pop(rel)
                 if job.frame_filter is not None:
                     image = job.frame_filter(rel, out_time, image)
@@ -374,17 +378,7 @@ class VideoRun:
                 last_frame = image
                 in_segment += 1
                 done += 1
-            if cp.index == len(chunks) - 1:
-                for rel, image in blender.flush():
-                    out_time = pending.pop(rel)
-                    if job.frame_filter is not None:
-                        image = job.frame_filter(rel, out_time, image)
-                    self.sink.write(image, out_time)
-                    last_frame = image
-                    in_segment += 1
-                    done += 1
             meter.advance(done - meter.done)
-            last = cp.index == len(chunks) - 1
             if in_segment >= target or last:
                 state = None if last else blender.state()
                 self._commit(cp.index + 1, done, in_segment, state, more=not last)
