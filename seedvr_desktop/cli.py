@@ -174,6 +174,20 @@ def _add_probe(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
 # ---------------------------------------------------------------------------------- commands
 
 
+_MEDIA_SUFFIXES = frozenset({".mp4", ".m4v", ".mov", ".mkv", ".avi", ".webm", ".mpg", ".ts",
+                             ".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp"})
+
+
+def _unique_name(target: Path, taken: dict[Path, Path]) -> Path:
+    """`clip.restored.mp4` -> `clip.restored-2.mp4` (-3, ...) until no other input uses it."""
+    suffix = "".join(target.suffixes[-1:])
+    stem = target.name[: len(target.name) - len(suffix)]
+    number = 2
+    while (candidate := target.with_name(f"{stem}-{number}{suffix}")) in taken:
+        number += 1
+    return candidate
+
+
 def _output_for(src: Path, folder: Path, codec: str) -> Path:
     """Output name inside a folder for one of several inputs."""
     from seedvr_desktop.media.images import is_image_path
@@ -227,10 +241,18 @@ def jobs_from_args(args: argparse.Namespace) -> list[RestoreJob]:
     if folder_mode:
         if out.exists() and not out.is_dir():
             raise UserError(f"{out} must be a folder when restoring several inputs")
+        if not out.exists() and out.suffix.lower() in _MEDIA_SUFFIXES:
+            raise UserError(f"several inputs need an output folder, not the file name {out.name}")
         out.mkdir(parents=True, exist_ok=True)
     jobs = []
+    taken: dict[Path, Path] = {}  # output -> the input that claimed it
     for src in inputs:
         target = _output_for(src, out, args.codec) if folder_mode else out
+        if target in taken:
+            # Camera folders repeat names (DCIM/100*/MVI_0001.MOV): never let one result
+            # silently replace another; number the later ones instead.
+            target = _unique_name(target, taken)
+        taken[target] = src
         jobs.append(RestoreJob(input_path=src, output_path=target, engine=engine,
                                size=rule, start_time=args.start, end_time=args.end,
                                encode=encode, resume=args.resume, overwrite=args.overwrite,

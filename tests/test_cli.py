@@ -271,3 +271,25 @@ def test_files_on_the_command_line_open_in_the_gui(tmp_path: Path,
     monkeypatch.setitem(sys.modules, "seedvr_desktop.ui.app", None)  # no Qt here
     assert cli.main([str(video)]) == 1
     assert "GUI" in _one_line_error(capsys.readouterr().err)
+
+
+def test_inputs_with_the_same_name_get_distinct_outputs(tmp_path: Path) -> None:
+    """Two cameras' MVI_0001.MOV into one folder: neither result may replace the other."""
+    for name in ("d1", "d2"):
+        (tmp_path / name).mkdir()
+    first = make_video(tmp_path / "d1" / "clip.mp4", frames=3, size=(64, 48))
+    second = make_video(tmp_path / "d2" / "clip.mp4", frames=5, size=(96, 64))
+    out = tmp_path / "out"
+    assert cli.main(["restore", str(first.path), str(second.path), "-o", str(out),
+                     "--engine", "none"]) == 0
+    assert probe(out / "clip.restored.mp4").video.frame_count == 3
+    assert probe(out / "clip.restored-2.mp4").video.frame_count == 5
+
+
+def test_several_inputs_refuse_a_file_name_as_output(tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    clip = make_video(tmp_path / "a.mp4", frames=3, size=(64, 48))
+    target = tmp_path / "one.mp4"
+    assert cli.main(["restore", str(clip.path), str(clip.path), "-o", str(target)]) == 1
+    assert "output folder" in _one_line_error(capsys.readouterr().err)
+    assert not target.exists()
