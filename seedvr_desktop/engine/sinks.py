@@ -135,13 +135,27 @@ class PngSink:
         self._written: list[Path] = []
         self._next = journal.last.frames_done if journal.last else 0
 
+    def _members(self) -> dict[int, Path]:
+        """Frames of this sequence already in the folder, by number (any count, any run)."""
+        head, _, tail = re.split(r"(%0?\d*d)", self.pattern, maxsplit=1)
+        name = re.compile(re.escape(head) + r"(\d+)" + re.escape(tail) + r"\Z")
+        if not self.folder.is_dir():
+            return {}
+        found = {}
+        for path in self.folder.iterdir():
+            match = name.match(path.name)
+            if match:
+                found[int(match.group(1))] = path
+        return found
+
     def first_existing(self, count: int) -> Path | None:
-        """An output frame that already exists (refused without overwrite)."""
-        for i in range(count):
-            path = self.folder / (self.pattern % (i + 1))
-            if path.exists():
-                return path
-        return None
+        """A frame of an earlier sequence in the folder (refused without overwrite).
+
+        Any number counts, not just 1..count: a longer earlier run would otherwise leave its
+        extra frames behind and an image-sequence importer would read one mixed clip.
+        """
+        members = self._members()
+        return members[min(members)] if members else None
 
     def open(self, number: int) -> None:
         self._written = []
@@ -193,4 +207,8 @@ class PngSink:
                     os.replace(self.folder / name, self._staging / name)
             remove_empty_folders(created)
             raise unwritable_folder(self.folder, exc) from exc
+        # Overwriting a longer earlier sequence: its frames past the new end must go too.
+        for number, path in self._members().items():
+            if number > total:
+                path.unlink(missing_ok=True)
         return [f"wrote {total} PNG frames as {self.folder / self.pattern}"]

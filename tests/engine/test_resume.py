@@ -316,3 +316,24 @@ def test_full_disk_while_muxing_keeps_segments(tmp_path: Path,
     times, images = decode_video(out)
     assert times == list(clip.times) and len(images) == 30
     assert packet_payloads(out) == packet_payloads(clip.path)
+
+
+def test_overwriting_a_longer_png_sequence_leaves_only_the_new_frames(tmp_path: Path) -> None:
+    """A shorter re-run with --overwrite must not leave the earlier run's extra frames behind,
+    and without --overwrite any earlier frame of the sequence is refused."""
+    from seedvr_desktop.engine.job import EncodeSettings
+    from seedvr_desktop.errors import UserError
+
+    clip = make_video(tmp_path / "c.mp4", frames=12)
+    png = EncodeSettings(codec="png")
+    out = tmp_path / "seq"
+    list(run_restore(_job(clip.path, out, "none", encode=png)))
+    assert len(list(out.iterdir())) == 12
+    (out / "notes.txt").write_text("mine")  # not a frame of the sequence: never touched
+    with pytest.raises(UserError, match="already exists"):
+        list(run_restore(_job(clip.path, out, "none", encode=png, end_time=0.2)))
+    list(run_restore(_job(clip.path, out, "none", encode=png, end_time=0.2, overwrite=True)))
+    frames = sorted(p.name for p in out.iterdir() if p.suffix == ".png")
+    assert 1 < len(frames) < 12
+    assert frames == [f"frame_{i:06d}.png" for i in range(1, len(frames) + 1)]
+    assert (out / "notes.txt").read_text() == "mine"
