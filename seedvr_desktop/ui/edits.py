@@ -36,15 +36,22 @@ class EditController(QObject):
 
     # ---------------------------------------------------------------- media
     def add_imported(self, report: ImportReport) -> int:
-        """One clip per imported file (re-dropping a known file adds another clip of it)."""
+        """One clip per imported file (re-dropping a known file adds another clip of it); the
+        whole drop is one undo step, as the user made one gesture."""
+        if not report.imported:
+            return 0
         known = {str(m.path): m for m in self.session.project.media}
         added = 0
-        for ref in report.imported:
-            media = known.get(str(ref.path))
-            clip = Clip(media_id=media.id if media else ref.id, name=ref.path.stem)
-            if self.session.push(cmd.AddClip(clip, media=None if media else ref)):
-                known.setdefault(str(ref.path), ref)
-                added += 1
+        count = len(report.imported)
+        with self.session.undo.macro(f"Import {count} file{'s' if count != 1 else ''}"):
+            for ref in report.imported:
+                media = known.get(str(ref.path))
+                clip = Clip(media_id=media.id if media else ref.id, name=ref.path.stem)
+                if self.session.push(cmd.AddClip(clip, media=None if media else ref)):
+                    known.setdefault(str(ref.path), ref)
+                    added += 1
+        if not added:  # every file was refused: leave no empty "Import" step behind
+            self.session.undo.stack.undo()
         return added
 
     def move_clip(self, clip_id: str, delta: int) -> None:

@@ -56,6 +56,9 @@ class MainWindow(QMainWindow):
         self.importer = MediaImporter(self)
         self.selected_clip = ""
         self._shut_down = False
+        # Bin thumbnails already asked for (per project generation): a refresh after every
+        # edit must not ask again for every media file, which made big imports quadratic.
+        self._bin_thumbs: tuple[int, set[str]] = (-1, set())
 
         self.media_bin = MediaBinWidget()
         self.viewer_panel = ViewerPanel()
@@ -189,7 +192,7 @@ class MainWindow(QMainWindow):
         """Import files or folders (same as dropping them); probing runs in the background."""
         if paths:
             self.statusBar().showMessage(f"Importing {len(paths)} item(s)…", 3000)
-            self.importer.import_paths([str(p) for p in paths])
+            self.importer.import_paths([str(p) for p in paths], self.session.generation)
 
     def open_project(self, path: str | Path) -> bool:
         if not self.session.confirm_discard("opening another project"):
@@ -240,12 +243,19 @@ class MainWindow(QMainWindow):
         self._update_title()
 
     def _refresh_bin(self) -> None:
+        generation, requested = self._bin_thumbs
+        if generation != self.session.generation:
+            requested = set()
+        present = {str(ref.path) for ref in self.session.project.media if not ref.missing}
+        requested &= present  # media removed (e.g. undone) gets a fresh icon when it returns
+        self._bin_thumbs = (self.session.generation, requested)
         entries = []
         for ref in self.session.project.media:
             p = ref.probe
             entries.append(BinEntry(ref.id, str(ref.path), p.duration, p.width, p.height,
                                     p.video_codec, p.is_image, ref.missing))
-            if not ref.missing:
+            if not ref.missing and str(ref.path) not in requested:
+                requested.add(str(ref.path))
                 count = p.frame_count or 1
                 self.frames.request_thumbnail(str(ref.path), count // 10, ICON_SIZE.height())
             if p.width and p.height:
@@ -294,6 +304,12 @@ class MainWindow(QMainWindow):
         self._update_title()
 
     def _on_importer_batch_finished(self, report: ImportReport) -> None:
+        if report.generation != self.session.generation:
+            # Dropped into a project that has since been closed: adding the clips to the
+            # project now open would put them where the user never dropped them.
+            log.info("ignoring an import that finished after its project was closed")
+            self.statusBar().showMessage("Import dropped: its project was closed", 4000)
+            return
         added = self.edits.add_imported(report)
         if report.skipped:
             dialogs.show_error(self, "Some files were not imported", report.message())

@@ -32,6 +32,9 @@ class ImportReport:
 
     imported: list[MediaRef] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
+    # The session's project generation when the drop happened: a report that arrives after
+    # another project was opened belongs to no open project and must be dropped.
+    generation: int = 0
 
     def message(self) -> str:
         lines = [f"{len(self.skipped)} item(s) could not be imported:"]
@@ -97,17 +100,18 @@ class MediaImporter(QObject):
         self._pending = 0
         self._lock = threading.Lock()
 
-    def import_paths(self, paths: list[str]) -> None:
+    def import_paths(self, paths: list[str], generation: int = 0) -> None:
+        """Probe `paths` in the background; the report carries `generation` back unchanged."""
         with self._lock:
             self._pending += 1
-        self._pool.submit(self._run, [str(p) for p in paths])
+        self._pool.submit(self._run, [str(p) for p in paths], generation)
 
     def busy(self) -> bool:
         with self._lock:
             return self._pending > 0
 
-    def _run(self, paths: list[str]) -> None:
-        report = ImportReport()
+    def _run(self, paths: list[str], generation: int) -> None:
+        report = ImportReport(generation=generation)
         try:
             files, report.skipped = expand_paths(paths)
             for path in files:

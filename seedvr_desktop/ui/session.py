@@ -53,6 +53,11 @@ class ProjectSession(QObject):
             log.warning("cannot create the recovery folder: %s", exc)
         self.autosaver = Autosaver(self.document, interval=autosave_interval,
                                    fallback_path=self.recovery_file)
+        # Bumped whenever another project replaces the open one; late results (a probe that
+        # finishes after File > Open) carry the number they started under and are dropped.
+        self.generation = 0
+        self._consent: tuple[int, int] | None = None  # (generation, revision) let go by the user
+        self._recovery_pending = True  # the untitled recovery file is not ours until offered
         self._timer = QTimer(self)
         self._timer.setInterval(AUTOSAVE_CHECK_MS)
         self._timer.timeout.connect(self._on_timer_timeout)
@@ -94,13 +99,17 @@ class ProjectSession(QObject):
         from seedvr_desktop.project.serialize import load_project
 
         path = Path(path).absolute()
+        disposable = self._disposable_autosave()
+        if disposable is not None and disposable == path:
+            # Reopening the project whose changes were just discarded: do not offer them back.
+            discard_autosave(path)
         try:
             if has_newer_autosave(path) and dialogs.ask_yes_no(
                 self._window, "Recover unsaved work?",
                 f"{path.name} has newer unsaved changes from a previous session "
                 "(the app may have closed unexpectedly). Recover them?",
             ):
-                self._replace(load_autosave(path), modified=True)
+                self._replace(load_autosave(path), modified=True, recovered=True)
             else:
                 self._replace(load_project(path), modified=False)
         except UserError as exc:
@@ -117,6 +126,7 @@ class ProjectSession(QObject):
 
     def offer_untitled_recovery(self) -> bool:
         """At start-up: bring back an untitled project that was never saved before a crash."""
+        self._recovery_pending = False
         if not has_newer_autosave(self.recovery_file):
             return False
         if dialogs.ask_yes_no(self._window, "Recover unsaved work?",
@@ -127,7 +137,7 @@ class ProjectSession(QObject):
                 dialogs.show_error(self._window, "Recovery failed", str(exc))
                 return False
             project.path = None
-            self._replace(project, modified=True)
+            self._replace(project, modified=True, recovered=True)
             return True
         discard_autosave(self.recovery_file)
         return False
@@ -172,7 +182,22 @@ class ProjectSession(QObject):
         answer = dialogs.ask_unsaved_changes(self._window, what)
         if answer == dialogs.Answer.SAVE:
             return self.save()
-        return answer == dialogs.Answer.DISCARD
+        if answer == dialogs.Answer.DISCARD:
+            self._consent = (self.generation, self.document.revision)
+            return True
+        return False
+
+    def _disposable_autosave(self) -> Path | None:
+        """The open project's autosave target when its unsaved work may be thrown away: the
+        user chose Discard for exactly this state, or there is nothing unsaved (a leftover
+        autosave then only holds changes that were declined or superseded)."""
+        consented = self._consent == (self.generation, self.document.revision)
+        if not (consented or not self.is_modified()):
+            return None
+        target = self.autosaver.target()
+        if target == self.recovery_file and self._recovery_pending:
+            return None  # a crashed session's untitled work that has not been offered yet
+        return target
 
     def close(self) -> None:
         """The window is going away with the user's consent (changes saved or discarded), so
@@ -181,13 +206,26 @@ class ProjectSession(QObject):
         target = self.autosaver.target()
         if target is not None:
             discard_autosave(target)
+        if not self._recovery_pending:
+            # An untitled project dropped earlier in this session without consent (e.g. a
+            # direct `new()`) must not come back at the next launch either.
+            discard_autosave(self.recovery_file)
         self._unsubscribe()
 
-    def _replace(self, project: Project, *, modified: bool) -> None:
+    def _replace(self, project: Project, *, modified: bool, recovered: bool = False) -> None:
+        """Swap in `project`; the old one's autosave goes when its work was let go, so that
+        discarded changes are never offered back as "unsaved work" later."""
+        old_autosave = self._disposable_autosave()
+        self.generation += 1
+        self._consent = None
         self.document.replace_project(project)
         self.undo.reset(self.document, modified=modified)
         self.autosaver = Autosaver(self.document, interval=self.autosaver.interval,
                                    fallback_path=self.recovery_file)
+        # A recovered project was read from that very file; it stays until the next save.
+        if old_autosave is not None and not (recovered
+                                             and old_autosave == self.autosaver.target()):
+            discard_autosave(old_autosave)
 
     # ---------------------------------------------------------------- recent files
     def _add_recent(self, path: Path) -> None:

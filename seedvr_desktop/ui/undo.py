@@ -8,6 +8,9 @@ exception cannot reach the caller, so validation errors must surface first.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QUndoCommand, QUndoStack
 
@@ -59,6 +62,15 @@ class UndoBridge(QObject):
 
     def is_modified(self) -> bool:
         return not self.stack.isClean()
+
+    @contextmanager
+    def macro(self, text: str) -> Iterator[None]:
+        """Everything pushed inside is one undo step named `text` (one gesture, one undo)."""
+        self.stack.beginMacro(text)
+        try:
+            yield
+        finally:
+            self.stack.endMacro()
 
     def mark_saved(self) -> None:
         self.stack.setClean()
