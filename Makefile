@@ -48,7 +48,8 @@ bench: $(VENV)/.installed-test
 
 # Screenshots of the main window in each compare mode (needs Xvfb), into screenshots/.
 screenshots: $(VENV)/.installed-test
-	$(BIN)/python bench/screenshots.py
+	if [ -n "$$DISPLAY" ]; then $(BIN)/python bench/screenshots.py; \
+	else xvfb-run -a -s "-screen 0 1600x1000x24" $(BIN)/python bench/screenshots.py; fi
 
 # The PyInstaller one-folder app, built from a clean venv so nothing stray gets bundled.
 BUNDLE_VENV := build/bundle-venv
