@@ -31,7 +31,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))  # the shared test material lives in tests/
 
-from seedvr_desktop.engine.classic import ClassicEngine  # noqa: E402
+from seedvr_desktop.engine.classic.engine import ClassicEngine  # noqa: E402
 from tests.engine.classic_material import (  # noqa: E402
     DEGRADATIONS,
     bicubic,

@@ -53,8 +53,8 @@ import torch  # noqa: E402
 
 from seedvr_desktop.engine.base import ChunkContext, SourceInfo  # noqa: E402
 from seedvr_desktop.engine.chunking import OverlapBlender, pad_chunk, plan_chunks  # noqa: E402
-from seedvr_desktop.engine.memory import estimate  # noqa: E402
-from seedvr_desktop.engine.seedvr import SeedVREngine  # noqa: E402
+from seedvr_desktop.engine.seedvr.engine import SeedVREngine  # noqa: E402
+from seedvr_desktop.engine.seedvr.memory import estimate  # noqa: E402
 from seedvr_desktop.errors import Cancelled  # noqa: E402
 from seedvr_desktop.models import color_fix  # noqa: E402
 from tests.engine.classic_material import downscale, render_clip  # noqa: E402
@@ -124,7 +124,7 @@ def _parity_model(root: Path) -> tuple[Path, str]:
 
 # ------------------------------------------------------------------------------ stages
 def bench_stages(root: Path, size: tuple[int, int], frames: int) -> dict[str, Any]:
-    from seedvr_desktop.engine.job import EncodeSettings
+    from seedvr_desktop.media.codecs import EncodeSettings
     from seedvr_desktop.media.reader import VideoReader
     from seedvr_desktop.media.writer import VideoWriter
     from tests.clips import make_video
@@ -287,7 +287,8 @@ def bench_blend(root: Path, frames: int, size: tuple[int, int]) -> dict[str, Any
     whole_engine = SeedVREngine("seedvr", model_dir=folder, device="cpu")
     whole_engine.prepare(SourceInfo(size[0] // 2, size[1] // 2, Fraction(25)), size)
     whole = whole_engine.restore_chunk(src, ChunkContext(0, 0, seed=9))
-    from seedvr_desktop.engine.seedvr_stages import latent_count, plan_spans
+    from seedvr_desktop.engine.seedvr.geometry import latent_count
+    from seedvr_desktop.engine.seedvr.windows import plan_spans
 
     # Pairs with the same step (8 and 12 frames: the same number of joins) and about the same
     # overlap in frames: (DiT window latents, latent overlap, pixel chunk frames, pixel overlap).
@@ -311,7 +312,7 @@ def bench_blend(root: Path, frames: int, size: tuple[int, int]) -> dict[str, Any
 
 
 def bench_flicker(root: Path, frames: int, size: tuple[int, int]) -> dict[str, Any]:
-    from seedvr_desktop.engine.seedvr import CHUNK_FRAMES, CHUNK_OVERLAP
+    from seedvr_desktop.engine.seedvr.engine import CHUNK_FRAMES, CHUNK_OVERLAP
 
     folder = _model(root, "tiny")
     src = render_clip(size[0] // 2, size[1] // 2, frames, seed=4)

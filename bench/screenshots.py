@@ -133,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     if not window.viewer.has_restored():
         # The project's settings were refused by the engine (see the message box); show the
         # classic engine's own defaults so the compare modes still have a restored side.
-        from seedvr_desktop.ui.worker import PreviewRequest
+        from seedvr_desktop.engine.preview import PreviewRequest
 
         for box in app.topLevelWidgets():
             if box.objectName() == "errorMessage" and box.isVisible():

@@ -17,18 +17,17 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
-from seedvr_desktop import __version__
+from seedvr_desktop import __version__, vocab
 from seedvr_desktop.errors import UserError
 
 if TYPE_CHECKING:
     from seedvr_desktop.engine.job import RestoreJob
-    from seedvr_desktop.engine.pipeline import JobPlan
+    from seedvr_desktop.engine.plan import JobPlan
 
 log = logging.getLogger(__name__)
 
 # Modules that add their own subcommands through `register(subparsers)`.
 COMMAND_MODULES = ("seedvr_desktop.cli_project", "seedvr_desktop.cli_models")
-CODECS = ("h264", "h265", "prores", "ffv1", "png")
 # Words that are commands even if a file of that name exists in the current folder.
 _COMMAND_WORDS = frozenset({"restore", "probe", "demo", "project", "render", "models"})
 # Where several inputs go into one folder: the container each codec prefers.
@@ -117,7 +116,7 @@ def build_parser(with_modules: bool = True) -> argparse.ArgumentParser:
     return parser
 
 
-def _add_restore(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def _add_restore(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("restore", help="restore videos or images to new files")
     p.add_argument("inputs", nargs="+", type=Path, metavar="INPUT")
     p.add_argument("-o", "--output", type=Path, required=True, metavar="OUTPUT",
@@ -131,11 +130,11 @@ def _add_restore(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
     size.add_argument("--size", type=parse_size, metavar="WxH", help="exact output size")
     p.add_argument("--start", type=parse_time, metavar="T", help="start time ([h:]m:s or s)")
     p.add_argument("--end", type=parse_time, metavar="T", help="end time ([h:]m:s or s)")
-    p.add_argument("--codec", choices=CODECS, default="h264")
+    p.add_argument("--codec", choices=vocab.VIDEO_CODECS, default="h264")
     p.add_argument("--crf", type=int, help="quality for h264/h265 (lower is better)")
     p.add_argument("--preset", help="encoder speed preset for h264/h265, e.g. medium, slow")
-    p.add_argument("--bit-depth", type=int, choices=(8, 10, 16), default=8)
-    p.add_argument("--audio", choices=("copy", "transcode", "none"), default="copy")
+    p.add_argument("--bit-depth", type=int, choices=vocab.BIT_DEPTHS, default=8)
+    p.add_argument("--audio", choices=vocab.AUDIO_MODES, default="copy")
     p.add_argument("--no-subtitles", action="store_true", help="do not copy subtitle tracks")
     p.add_argument("--resume", action="store_true", help="continue an interrupted job")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
@@ -148,11 +147,11 @@ def _add_restore(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
     g.add_argument("--model-dir", type=Path, metavar="DIR",
                    help="a SeedVR model folder (official files or safetensors + seedvr.json); "
                    "with --engine auto this selects the generic `seedvr` engine")
-    g.add_argument("--device", choices=("auto", "cuda", "cpu", "mps"),
+    g.add_argument("--device", choices=vocab.DEVICES,
                    help="where the model runs (default: auto)")
-    g.add_argument("--precision", choices=("auto", "fp32", "bf16", "fp16"),
+    g.add_argument("--precision", choices=vocab.PRECISIONS,
                    help="number format on the device (default: auto)")
-    g.add_argument("--color-fix", choices=("none", "wavelet", "adain", "lab"),
+    g.add_argument("--color-fix", choices=vocab.COLOR_FIXES,
                    help="colour correction against the input (default: wavelet)")
     g.add_argument("--memory-budget", type=_positive_float, metavar="GB",
                    help="device memory the job may use (default: what is free)")
@@ -164,7 +163,7 @@ def _add_restore(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
     p.set_defaults(func=cmd_restore)
 
 
-def _add_probe(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def _add_probe(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("probe", help="show what is in a media file")
     p.add_argument("file", type=Path, metavar="FILE")
     p.add_argument("--json", action="store_true", help="machine-readable output")
@@ -222,7 +221,8 @@ def engine_options_from_args(args: argparse.Namespace) -> dict[str, object]:
 
 def jobs_from_args(args: argparse.Namespace) -> list[RestoreJob]:
     """One RestoreJob per input (the same settings for all)."""
-    from seedvr_desktop.engine.job import EncodeSettings, RestoreJob, SizeRule
+    from seedvr_desktop.engine.job import RestoreJob, SizeRule
+    from seedvr_desktop.media.codecs import EncodeSettings
 
     encode = EncodeSettings(codec=args.codec, crf=args.crf, preset=args.preset,
                             bit_depth=args.bit_depth, audio=args.audio,
@@ -284,7 +284,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
 
 def _print_plans(jobs: list[RestoreJob]) -> int:
     """--plan: what each job will do, before any decoding, loading or writing."""
-    from seedvr_desktop.engine.pipeline import plan_job
+    from seedvr_desktop.engine.plan import plan_job
 
     for job in jobs:
         plan = plan_job(job)
@@ -306,7 +306,7 @@ def _engine_plan_lines(job: RestoreJob, plan: JobPlan) -> list[str]:
     """The engine's own forecast (SeedVR: peak memory, time, tiling); [] for engines without
     one. Building a SeedVR engine object reads no weights."""
     from seedvr_desktop.engine import registry
-    from seedvr_desktop.engine.pipeline import engine_geometry
+    from seedvr_desktop.engine.plan import engine_geometry
 
     if not registry.engine_caps(plan.engine).generative:
         return []  # classic and none have nothing to forecast beyond the line above

@@ -10,11 +10,11 @@ import argparse
 import sys
 from pathlib import Path
 
-from seedvr_desktop.engine import model_store as store
+from seedvr_desktop.engine.seedvr import store
 from seedvr_desktop.errors import UserError
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("models", help="list, download and verify SeedVR model files")
     sub = p.add_subparsers(dest="models_command", metavar="{list,download,verify,path}")
     p.set_defaults(func=_cmd_list)
@@ -98,7 +98,7 @@ class _HashProgress:
     """A one-line percentage on stderr while big files are hashed (only for files > 64 MB)."""
 
     def __init__(self) -> None:
-        self._last = (None, -1)
+        self._last: tuple[str | None, int] = (None, -1)
 
     def __call__(self, name: str, done: int, total: int) -> None:
         if total < (64 << 20) or not sys.stderr.isatty():

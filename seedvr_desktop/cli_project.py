@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from seedvr_desktop import vocab
 from seedvr_desktop.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -57,7 +58,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     caption.add_argument("--end", type=parse_time, required=True, metavar="T")
     caption.add_argument("--text", required=True, metavar="S",
                          help="caption text (\\n for a new line)")
-    caption.add_argument("--position", choices=("bottom", "top", "middle"), default="bottom")
+    caption.add_argument("--position", choices=vocab.CAPTION_POSITIONS, default="bottom")
     caption.set_defaults(func=cmd_caption)
 
     render = subparsers.add_parser("render", help="export a project's clips with its settings")
@@ -72,9 +73,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def cmd_create(args: argparse.Namespace) -> int:
     from seedvr_desktop.media.probe import probe
+    from seedvr_desktop.project.document import save_project
     from seedvr_desktop.project.fingerprint import compute_fingerprint
     from seedvr_desktop.project.model import Clip, MediaRef, ProbeSummary, Project
-    from seedvr_desktop.project.serialize import save_project
 
     out: Path = args.output.absolute()
     if out.exists() and not args.force:
@@ -113,8 +114,8 @@ def cmd_create(args: argparse.Namespace) -> int:
 def _info_dict(project: Any) -> dict[str, Any]:
     from seedvr_desktop.project.autosave import has_newer_autosave
     from seedvr_desktop.project.model import SCHEMA_VERSION
-    from seedvr_desktop.project.render import output_folder, output_name
     from seedvr_desktop.project.serialize import project_to_dict
+    from seedvr_desktop.render.project import output_folder, output_name
 
     saved = project_to_dict(project, project.path.parent)
     clips = []
@@ -187,7 +188,8 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 
 def cmd_caption(args: argparse.Namespace) -> int:
-    from seedvr_desktop.project.commands import AddCaption, ProjectDocument
+    from seedvr_desktop.project.commands import AddCaption
+    from seedvr_desktop.project.document import ProjectDocument
     from seedvr_desktop.project.model import Caption
     from seedvr_desktop.project.serialize import load_project
 
@@ -205,8 +207,8 @@ def cmd_caption(args: argparse.Namespace) -> int:
 
 def cmd_render(args: argparse.Namespace) -> int:
     from seedvr_desktop.cli_progress import run_job_with_progress
-    from seedvr_desktop.project.render import build_render_items
     from seedvr_desktop.project.serialize import load_project
+    from seedvr_desktop.render.project import build_render_items
 
     project = load_project(args.file)
     items = build_render_items(

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
+from seedvr_desktop.fsutil import atomic_path
+
 log = logging.getLogger(__name__)
 
 DEFAULT_OUTPUT = Path("sample_clip.restored.mp4")
@@ -96,9 +98,8 @@ def make_sample(path: Path, seed: int = 1987) -> Path:
 
     rng = np.random.default_rng(seed)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
     w, h = SIZE[0] // 2, SIZE[1] // 2
-    with av.open(os.fspath(tmp), "w", format="mp4") as out:
+    with atomic_path(path, suffix=".mp4") as tmp, av.open(os.fspath(tmp), "w", format="mp4") as out:
         video = out.add_stream("libx264", rate=FPS)
         video.width, video.height, video.pix_fmt = w, h, "yuv420p"
         # A high fixed quantiser and no deblocking filter: visible 8x8 blocks, like old codecs.
@@ -124,7 +125,6 @@ def make_sample(path: Path, seed: int = 1987) -> Path:
             frame.time_base = Fraction(1, SAMPLE_RATE)
             out.mux(audio.encode(frame))
         out.mux(audio.encode(None))
-    os.replace(tmp, path)
     return path
 
 

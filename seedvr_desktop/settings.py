@@ -10,9 +10,10 @@ from __future__ import annotations
 import json
 import logging
 import os
-import tempfile
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
+
+from seedvr_desktop.fsutil import atomic_write_text
 
 APP_NAME = "seedvr-desktop"
 SETTINGS_FILE = "settings.json"
@@ -91,14 +92,5 @@ def save_settings(settings: Settings, folder: Path | None = None) -> Path:
     target_dir = folder or config_dir()
     target_dir.mkdir(parents=True, exist_ok=True)
     path = target_dir / SETTINGS_FILE
-    fd, tmp = tempfile.mkstemp(prefix=".settings-", suffix=".tmp", dir=target_dir)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(asdict(settings), handle, indent=2, sort_keys=True)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write_text(path, json.dumps(asdict(settings), indent=2, sort_keys=True))
     return path

@@ -24,10 +24,21 @@ def require_shared(path: Path, what: str) -> Path:
     pytest.skip(f"{what} not found at {path}")
 
 
+@pytest.fixture(autouse=True)
+def _isolated_folders(tmp_path_factory: pytest.TempPathFactory,
+                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test gets fresh config, data and models folders, away from the user's real ones.
+
+    Per test, not per run: a memory calibration or a setting one test stores must not change
+    what another test sees (the order of a full run would then decide results).
+    """
+    root = tmp_path_factory.mktemp("home")
+    for var, name in (("SEEDVR_DESKTOP_CONFIG_DIR", "config"), ("SEEDVR_DESKTOP_DATA_DIR", "data"),
+                      ("SEEDVR_DESKTOP_MODELS_DIR", "models")):
+        monkeypatch.setenv(var, str(root / name))
+
+
 @pytest.fixture(autouse=True, scope="session")
-def _settings_dir(tmp_path_factory: pytest.TempPathFactory) -> None:
-    """Keep tests away from the user's real settings and model folders."""
-    cfg = tmp_path_factory.mktemp("config")
-    os.environ.setdefault("SEEDVR_DESKTOP_CONFIG_DIR", str(cfg))
-    os.environ.setdefault("SEEDVR_DESKTOP_DATA_DIR", str(tmp_path_factory.mktemp("data")))
+def _offscreen_qt() -> None:
+    """Qt without a display for the whole run (the QApplication outlives any one test)."""
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")

@@ -22,7 +22,6 @@ from dataclasses import dataclass
 import numpy as np
 
 __all__ = [
-    "ChunkAssembler",
     "ChunkPlan",
     "OverlapBlender",
     "chunk_frame_indices",
@@ -246,38 +245,3 @@ class OverlapBlender:
                 raise ValueError("blender state tail does not fit its overlap")
             blender._tail = tail.copy() if len(tail) else None
         return blender
-
-
-class ChunkAssembler:
-    """The input side: turns a stream of decoded frames into ready (plan, chunk) pairs.
-
-    Frames must arrive in index order starting at the first plan's start. Only the frames that a
-    later chunk still needs (its overlap) are kept, so memory stays at about one chunk.
-    """
-
-    def __init__(self, plans: Sequence[ChunkPlan]) -> None:
-        self._plans = list(plans)
-        self._pos = 0  # the next plan to fill
-        self._frames: dict[int, np.ndarray] = {}
-
-    @property
-    def done(self) -> bool:
-        return self._pos >= len(self._plans)
-
-    def push(self, index: int, frame: np.ndarray) -> list[tuple[ChunkPlan, np.ndarray]]:
-        """Add frame `index`; return the chunks (padded, stacked) that it completed."""
-        if self.done:
-            return []
-        self._frames[index] = frame
-        ready = []
-        while not self.done and (plan := self._plans[self._pos]).stop - 1 in self._frames:
-            missing = [i for i in range(plan.start, plan.stop) if i not in self._frames]
-            if missing:
-                raise ValueError(f"chunk {plan.index} is missing frames {missing[:5]}")
-            chunk = np.stack([self._frames[i] for i in chunk_frame_indices(plan)])
-            ready.append((plan, chunk))
-            self._pos += 1
-            keep_from = self._plans[self._pos].start if not self.done else plan.stop
-            for i in [i for i in self._frames if i < keep_from]:
-                del self._frames[i]
-        return ready

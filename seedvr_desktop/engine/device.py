@@ -16,11 +16,12 @@ from dataclasses import dataclass
 import torch
 
 from seedvr_desktop.errors import UserError
+from seedvr_desktop.vocab import PRECISIONS
 
 log = logging.getLogger(__name__)
 
 DEVICE_CHOICES = ("auto", "cuda", "cpu", "mps")
-PRECISION_CHOICES = ("auto", "fp32", "bf16", "fp16")
+PRECISION_CHOICES = PRECISIONS
 _DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 _NAMES = {v: k for k, v in _DTYPES.items()}
 

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
+from seedvr_desktop.media.codecs import EncodeSettings
+
 # Called on every restored frame just before encoding, e.g. to burn in captions.
 # Arguments: output frame index, presentation time in seconds, frame (H, W, 3) float32 in [0, 1].
 FrameFilter = Callable[[int, Fraction, np.ndarray], np.ndarray]
@@ -28,20 +30,6 @@ class SizeRule:
     scale: float | None = None
     short_side: int | None = None
     size: tuple[int, int] | None = None  # (width, height)
-
-
-@dataclass(frozen=True)
-class EncodeSettings:
-    """Video encoder and muxing choices for the output file."""
-
-    codec: str = "h264"  # h264 | h265 | prores | ffv1 | png
-    crf: int | None = None  # None: the codec's sensible default
-    bitrate_kbps: int | None = None  # a target bitrate instead of CRF (None: quality mode)
-    pixel_format: str | None = None  # explicit FFmpeg pix_fmt; None derives it from bit_depth
-    preset: str | None = None
-    bit_depth: int = 8  # 8 or 10 (16 for png)
-    audio: str = "copy"  # copy | transcode | none
-    subtitles: bool = True  # copy the source's subtitle streams where the container allows
 
 
 @dataclass

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -23,11 +22,8 @@ from typing import Any
 
 import numpy as np
 
-from seedvr_desktop.media.writer import (
-    make_output_folder,
-    remove_empty_folders,
-    unwritable_folder,
-)
+from seedvr_desktop.fsutil import atomic_open, atomic_write_text
+from seedvr_desktop.media.outputs import make_output_folder, remove_empty_folders, unwritable_folder
 
 log = logging.getLogger(__name__)
 
@@ -140,9 +136,7 @@ class Journal:
     def _save(self) -> None:
         data = {"version": JOURNAL_VERSION, "fingerprint": self.fingerprint,
                 "segments": [asdict(s) for s in self.segments], "extra": self.extra}
-        tmp = self.folder / (JOURNAL_FILE + ".tmp")
-        tmp.write_text(json.dumps(data, indent=1), encoding="utf-8")
-        os.replace(tmp, self.folder / JOURNAL_FILE)
+        atomic_write_text(self.folder / JOURNAL_FILE, json.dumps(data, indent=1))
 
     @classmethod
     def _load(cls, folder: Path) -> Journal | None:
@@ -195,10 +189,8 @@ def save_state(path: Path, state: dict[str, Any]) -> None:
         return value
 
     meta = json.dumps(encode(state))
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as fh:
-        np.savez(fh, __meta__=np.frombuffer(meta.encode(), np.uint8), **arrays)
-    os.replace(tmp, path)
+    with atomic_open(path) as fh:
+        np.savez(fh, __meta__=np.frombuffer(meta.encode(), np.uint8), **arrays)  # type: ignore[arg-type]  # numpy stubs type **kwds as allow_pickle
 
 
 def load_state(path: Path) -> dict[str, Any]:

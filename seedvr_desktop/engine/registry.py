@@ -20,10 +20,14 @@ from seedvr_desktop.errors import UserError
 
 log = logging.getLogger(__name__)
 
-# Modules that register more engines when imported (absent ones are skipped silently).
-PLUGIN_MODULES: tuple[str, ...] = ("seedvr_desktop.engine.seedvr",)
+# Engines that need no plugin module: what a list shows before the plugins are imported (the GUI
+# fills in the rest in the background, since importing them loads torch).
+BUILTIN_ENGINES: tuple[str, ...] = ("none", "classic")
 
-# Options the pipeline consumes itself (chunk geometry, see pipeline.effective_caps); engine
+# Modules that register more engines when imported (absent ones are skipped silently).
+PLUGIN_MODULES: tuple[str, ...] = ("seedvr_desktop.engine.seedvr.engine",)
+
+# Options the pipeline consumes itself (chunk geometry, see plan.effective_caps); engine
 # factories never see them.
 PIPELINE_OPTIONS = frozenset({"chunk_length", "overlap"})
 # Options that only mean something to a generative model. Project settings and the GUI carry
@@ -74,14 +78,14 @@ def _create_none(**options: object) -> Engine:
 
 
 def _create_classic(**options: object) -> Engine:
-    from seedvr_desktop.engine.classic import ClassicEngine
+    from seedvr_desktop.engine.classic.engine import ClassicEngine
 
     return ClassicEngine(**options)
 
 
 def _classic_caps() -> EngineCaps:
     try:
-        from seedvr_desktop.engine import classic
+        from seedvr_desktop.engine.classic import engine as classic
     except ImportError as exc:  # the module is optional until it lands
         log.debug("classic engine unavailable: %s", exc)
         return EngineCaps("classic", chunk_length=1, overlap=0,
@@ -91,7 +95,7 @@ def _classic_caps() -> EngineCaps:
 
 
 def _classic_available() -> bool:
-    return importlib.util.find_spec("seedvr_desktop.engine.classic") is not None
+    return importlib.util.find_spec("seedvr_desktop.engine.classic.engine") is not None
 
 
 def _ensure_loaded() -> None:

@@ -19,10 +19,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from seedvr_desktop.errors import UserError
-from seedvr_desktop.media.writer import (
-    SegmentEncoder,
-    VideoParams,
-    image_to_array,
+from seedvr_desktop.media.encoder import SegmentEncoder, VideoParams, image_to_array
+from seedvr_desktop.media.outputs import (
     is_write_failure,
     make_output_folder,
     remove_empty_folders,
@@ -31,7 +29,7 @@ from seedvr_desktop.media.writer import (
 
 if TYPE_CHECKING:
     from seedvr_desktop.engine.journal import Journal
-    from seedvr_desktop.media.remux import MuxRequest
+    from seedvr_desktop.media.mux_request import MuxRequest
 
 log = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ import numpy as np
 
 from seedvr_desktop.engine.base import ChunkContext, Engine, ProgressEvent, SourceInfo
 from seedvr_desktop.engine.job import RestoreJob
-from seedvr_desktop.engine.pipeline import JobPlan, _output_size, engine_geometry
+from seedvr_desktop.engine.plan import JobPlan, engine_geometry, output_size_for
 from seedvr_desktop.errors import Cancelled
 
 
@@ -23,13 +23,13 @@ def restore_image(job: RestoreJob, plan: JobPlan, cancel: threading.Event,
     from seedvr_desktop.engine import registry
     from seedvr_desktop.engine.chunking import valid_length
     from seedvr_desktop.media.images import read_image, write_image
-    from seedvr_desktop.media.writer import refuse_existing
+    from seedvr_desktop.media.outputs import refuse_existing
 
     refuse_existing(plan.output_path, job.overwrite)
     image = read_image(plan.input_path)  # (H, W, 3) uint8 or uint16, EXIF orientation applied
     height, width = image.shape[:2]
     # The probe does not see EXIF orientation; size the output from the upright picture.
-    out_w, out_h = _output_size((width, height), job.size, plan.caps)
+    out_w, out_h = output_size_for((width, height), job.size, plan.caps)
     yield ProgressEvent("restore", 0, 1, message=f"restoring with {plan.engine}")
     owned = engine is None
     if engine is None:

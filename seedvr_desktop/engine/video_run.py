@@ -12,26 +12,24 @@ from __future__ import annotations
 import logging
 import threading
 import time as _time
-from collections import deque
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from contextlib import ExitStack
 from fractions import Fraction
 from typing import Any
 
 import numpy as np
 
-from seedvr_desktop.engine import pipeline
-from seedvr_desktop.engine.base import ChunkContext, Engine, ProgressEvent, SourceInfo
+from seedvr_desktop.engine import plan as job_planning
+from seedvr_desktop.engine.base import Engine, ProgressEvent, SourceInfo
+from seedvr_desktop.engine.chunk_stream import cuts_apply, restore_chunks, to_uint8
+from seedvr_desktop.engine.chunking import OverlapBlender, plan_chunks
 from seedvr_desktop.engine.job import RestoreJob
 from seedvr_desktop.engine.journal import Journal, SegmentRecord
-from seedvr_desktop.engine.pipeline import (
-    JobPlan,
-    ProgressMeter,
-    engine_geometry,
-    job_fingerprint,
-)
+from seedvr_desktop.engine.plan import JobPlan, engine_geometry, job_fingerprint
+from seedvr_desktop.engine.progress import ProgressMeter
 from seedvr_desktop.engine.sinks import OutputWriteError, writing
 from seedvr_desktop.errors import Cancelled
+from seedvr_desktop.media.probe import VideoInfo
 
 log = logging.getLogger(__name__)
 
@@ -51,8 +49,9 @@ class VideoRun:
         self.plan = plan
         self.cancel = cancel
         self.info = probe(plan.input_path)
-        self.video = self.info.video
-        assert self.video is not None
+        video = self.info.video
+        assert video is not None  # plan_job refuses inputs without a picture
+        self.video: VideoInfo = video
         self.sink: Any = None
         self.journal: Journal | None = None
         self.damaged = 0
@@ -78,7 +77,8 @@ class VideoRun:
     def _make_sink(self, journal: Journal, fast: bool) -> Any:
         from seedvr_desktop.engine.passthrough import passthrough_pix_fmt
         from seedvr_desktop.engine.sinks import PngSink, SegmentSink
-        from seedvr_desktop.media.writer import VideoParams, codec_spec, time_base_for
+        from seedvr_desktop.media.codecs import codec_spec
+        from seedvr_desktop.media.encoder import VideoParams, time_base_for
 
         job, v = self.job, self.video
         if self.plan.sequence:
@@ -99,7 +99,7 @@ class VideoRun:
         return SegmentSink(journal, params)
 
     def _check_existing(self) -> None:
-        from seedvr_desktop.media.writer import refuse_existing
+        from seedvr_desktop.media.outputs import refuse_existing
 
         if not self.plan.sequence:
             refuse_existing(self.plan.output_path, self.job.overwrite)
@@ -209,7 +209,7 @@ class VideoRun:
         return "; ".join(parts)
 
     def _mux_request(self, segments: list[Any], origin: Fraction, reader: Any) -> Any:
-        from seedvr_desktop.media.remux import MuxRequest
+        from seedvr_desktop.media.mux_request import MuxRequest
 
         job, plan = self.job, self.plan
         times = reader.frame_times()
@@ -222,7 +222,7 @@ class VideoRun:
 
     # ------------------------------------------------------------------ planning
 
-    def _cuts(self, reader: Any, engine: Any) -> Iterator[ProgressEvent]:
+    def _cuts(self, reader: Any, engine: Any) -> Generator[ProgressEvent, None, list[int]]:
         """Scene cuts (relative frame indices) from the journal or a detection pass.
 
         Skipped when chunks are single frames without overlap: no chunk can cross a cut then.
@@ -230,7 +230,7 @@ class VideoRun:
         caps = self.plan.caps
         journal = self.journal
         assert journal is not None
-        if engine is None or (caps.overlap == 0 and caps.chunk_length <= 1):
+        if engine is None or not cuts_apply(caps):
             return []
         if "cuts" in journal.extra:
             return [int(c) for c in journal.extra["cuts"]]
@@ -253,8 +253,6 @@ class VideoRun:
         return cuts
 
     def _chunks(self, cuts: list[int], fast: bool) -> list[Any]:
-        from seedvr_desktop.engine.chunking import plan_chunks
-
         caps = self.plan.caps
         if fast:
             return []  # the pass-through path streams frames without chunk plans
@@ -264,8 +262,8 @@ class VideoRun:
     def _segment_target(self) -> int:
         caps = self.plan.caps
         # Read through the module so tests can shorten segments.
-        seconds = (pipeline.SEGMENT_SECONDS_GENERATIVE if caps.generative
-                   else pipeline.SEGMENT_SECONDS)
+        seconds = (job_planning.SEGMENT_SECONDS_GENERATIVE if caps.generative
+                   else job_planning.SEGMENT_SECONDS)
         return max(caps.chunk_length, round(float(self.plan.frame_rate) * seconds), 1)
 
     def _due(self) -> bool:
@@ -329,8 +327,6 @@ class VideoRun:
 
     def _restore_chunks(self, reader: Any, engine: Any, chunks: list[Any], origin: Fraction
                         ) -> Iterator[ProgressEvent]:
-        from seedvr_desktop.engine.chunking import OverlapBlender
-
         plan, job = self.plan, self.job
         assert self.journal is not None
         next_chunk, done = self._begin()
@@ -339,37 +335,27 @@ class VideoRun:
                    else OverlapBlender(plan.caps.overlap, done))
         first, total = plan.first_frame, plan.frame_count
         self._read_upto = chunks[next_chunk - 1].stop if next_chunk > 0 else 0
+        pending: dict[int, Fraction] = {}  # output time of frames the blender still holds
+
+        def on_read(vf: Any) -> None:
+            rel = vf.index - first
+            if rel >= self._read_upto:  # a resumed run reads its overlap again: count once
+                self.damaged += vf.damaged
+                self._read_upto = rel + 1
+            pending[rel] = vf.time - origin
+
         # Resume reads again from the first frame not yet written: the blender's held tail
         # needs those frames' times (and the next chunk's overlap needs their pictures).
         frames = reader.frames(first + done, plan.stop_frame)
-        buffer: deque[Any] = deque()  # VideoFrames of the current chunk (and its overlap)
-        pending: dict[int, Fraction] = {}  # output time of frames the blender still holds
         target = self._segment_target()
         meter = ProgressMeter(total, done)
         in_segment = 0
         scale = 1.0 / (65535.0 if reader.dtype == np.uint16 else 255.0)
-        for cp in chunks[next_chunk:]:
-            if self.cancel.is_set():
-                raise Cancelled()
-            while not buffer or buffer[-1].index - first < cp.stop - 1:
-                vf = next(frames)
-                rel = vf.index - first
-                if rel >= self._read_upto:
-                    self.damaged += vf.damaged
-                    self._read_upto = rel + 1
-                buffer.append(vf)
-                pending[rel] = vf.time - origin
-            while buffer[0].index - first < cp.start:
-                buffer.popleft()
-            batch = _stack(buffer, cp.pad, scale)  # (T, H, W, 3) float32
-            context = ChunkContext(index=cp.index, first_frame=first + cp.start, seed=job.seed)
-            restored = engine.restore_chunk(batch, context, self.cancel)
-            restored = restored[: cp.stop - cp.start]
+        stream = restore_chunks(engine, frames, chunks[next_chunk:], blender, first=first,
+                                seed=job.seed, scale=scale, cancel=self.cancel, on_read=on_read)
+        for cp, finished in stream:
             last_frame = None
             last = cp.index == len(chunks) - 1
-            # Frames the blender has finished: this chunk's new ones, plus the held-back
-            # overlap tail once the last chunk is in.
-            finished = blender.push(cp, restored) + (blender.flush() if last else [])
             for rel, image in finished:
                 out_time = pending.pop(rel)
                 if job.frame_filter is not None:
@@ -396,12 +382,5 @@ class VideoRun:
             return image.to_rgb()
         if image.dtype == np.uint8:
             return image
-        return (np.clip(image, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+        return to_uint8(image)
 
-
-def _stack(buffer: deque[Any], pad: int, scale: float) -> np.ndarray:
-    """Source frames of a chunk as float32 [0, 1], with `pad` repeats of the last frame."""
-    images = [vf.image for vf in buffer]
-    images.extend([images[-1]] * pad)
-    batch = np.stack(images)  # (T, H, W, 3) uint8 or uint16
-    return np.multiply(batch, scale, dtype=np.float32)

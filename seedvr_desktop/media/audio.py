@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 if TYPE_CHECKING:
-    from seedvr_desktop.media.remux import MuxRequest
+    from seedvr_desktop.media.mux_request import MuxRequest
 
 log = logging.getLogger(__name__)
 

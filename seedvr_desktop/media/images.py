@@ -9,13 +9,13 @@ and write atomically so a crash never leaves half an image where the user's file
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import cv2
 import numpy as np
 
 from seedvr_desktop.errors import MediaError
+from seedvr_desktop.fsutil import atomic_write_bytes
 
 IMAGE_EXTENSIONS: frozenset[str] = frozenset(
     {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp", ".bmp"}
@@ -138,20 +138,13 @@ def write_image(path: str | os.PathLike, image: np.ndarray) -> None:
     ok, encoded = cv2.imencode(ext, bgr, params)
     if not ok:
         raise MediaError(f"OpenCV could not encode {p.name}")
-    from seedvr_desktop.media.writer import make_output_folder, unwritable_folder
+    from seedvr_desktop.media.outputs import make_output_folder, unwritable_folder
 
     made = make_output_folder(p.parent)  # UserError naming the folder when it cannot be made
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{p.stem}.", suffix=f".part{ext}", dir=p.parent)
+        atomic_write_bytes(p, encoded.tobytes())
     except OSError as exc:
-        from seedvr_desktop.media.writer import remove_empty_folders
+        from seedvr_desktop.media.outputs import remove_empty_folders
 
         remove_empty_folders(made)
         raise unwritable_folder(p.parent, exc) from exc
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(encoded.tobytes())
-        os.replace(tmp, p)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

@@ -18,41 +18,23 @@ import heapq
 import io
 import logging
 import os
-import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
+from seedvr_desktop.fsutil import atomic_path
 from seedvr_desktop.media.audio import AudioTranscoder, ordered_layout
-from seedvr_desktop.media.writer import (
-    CONTAINER_FORMATS,
-    VideoParams,
-    is_write_failure,
-    refuse_existing,
-)
+from seedvr_desktop.media.codecs import CONTAINER_FORMATS
+from seedvr_desktop.media.encoder import VideoParams
+from seedvr_desktop.media.mux_request import MuxRequest
+from seedvr_desktop.media.outputs import is_write_failure, refuse_existing
 
 log = logging.getLogger(__name__)
 
 # Container metadata that describes the old file's muxer rather than the content.
 _SKIP_METADATA = {"major_brand", "minor_version", "compatible_brands", "encoder", "duration"}
-
-
-@dataclass
-class MuxRequest:
-    """What `mux_output` needs to build one output file."""
-
-    segments: Sequence[Path]  # video-only segment files, in order
-    target: Path
-    params: VideoParams
-    source: Path | None = None  # where audio/subtitles/metadata come from
-    origin: Fraction = Fraction(0)  # source time mapped to output time 0 (seconds)
-    start: float | Fraction | None = None  # source window for audio/subtitles (seconds)
-    end: float | Fraction | None = None
-    audio: str = "copy"  # copy | transcode | none
-    subtitles: bool = True
-    overwrite: bool = False
 
 
 # Matroska would otherwise shift *every* stream when one audio packet starts before 0 (AC-3 and
@@ -61,11 +43,6 @@ class MuxRequest:
 _MUX_OPTIONS = {"matroska": {"avoid_negative_ts": "disabled"}}
 
 Timed = tuple[float, Any]  # (decode time in seconds, packet)
-
-
-def temp_path_for(target: Path, tag: str = "tmp") -> Path:
-    """A hidden, unique file name in the target's folder, so the final rename stays atomic."""
-    return target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.{tag}")
 
 
 def mux_output(req: MuxRequest) -> list[str]:
@@ -103,9 +80,8 @@ def _mux_once(req: MuxRequest) -> list[str]:
     if not req.segments:
         raise ValueError("no video segments to mux")
     fmt = CONTAINER_FORMATS[req.target.suffix.lower()]
-    tmp = temp_path_for(req.target)
     notices: list[str] = []
-    try:
+    with atomic_path(req.target) as tmp:
         with av.open(os.fspath(req.segments[0])) as first, \
                 av.open(os.fspath(tmp), "w", format=fmt, options=_MUX_OPTIONS.get(fmt, {})) as out:
             template = first.streams.video[0]
@@ -128,10 +104,6 @@ def _mux_once(req: MuxRequest) -> list[str]:
                 if src is not None:
                     src.close()
         refuse_existing(req.target, req.overwrite)
-        os.replace(tmp, req.target)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
     return notices
 
 

@@ -10,11 +10,8 @@ encodes text subtitles from ASS "Dialogue" event lines, so every cue goes throug
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
-import shutil
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
@@ -25,6 +22,7 @@ import av
 from av.subtitles.subtitle import SubtitleSet
 
 from seedvr_desktop.errors import MediaError
+from seedvr_desktop.fsutil import atomic_path
 
 log = logging.getLogger(__name__)
 
@@ -142,20 +140,11 @@ def mux_subtitles(
         log.info("no captions to mux into %s", path.name)
         return
     sub_codec = subtitle_codec_for(path, "srt" if codec in ("srt", "subrip") else codec)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".subs.tmp", dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
     try:
-        _remux(path, tmp, cues, sub_codec, language, title, ass_header)
-        with open(tmp, "rb") as handle:
-            os.fsync(handle.fileno())
-        shutil.copymode(path, tmp)  # temp files are private (0600); keep the export's mode
-        os.replace(tmp, path)
+        with atomic_path(path, tag="subs.tmp") as tmp:  # keeps the export's permissions
+            _remux(path, tmp, cues, sub_codec, language, title, ass_header)
     except av.FFmpegError as exc:
         raise MediaError(f"could not add subtitles to {path.name}: {exc}") from None
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
 
 
 def _remux(

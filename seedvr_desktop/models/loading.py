@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 import os
 import re
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -21,6 +20,7 @@ import torch
 from torch import Tensor, nn
 
 from seedvr_desktop.errors import ModelError
+from seedvr_desktop.fsutil import atomic_path
 
 if TYPE_CHECKING:
     from seedvr_desktop.models.dit.config import DiTConfig
@@ -160,14 +160,8 @@ def save_safetensors(
         clean[key] = t
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    os.close(fd)
-    try:
-        save_file(clean, tmp, metadata=dict(metadata) if metadata else None)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(target) as tmp:
+        save_file(clean, os.fspath(tmp), metadata=dict(metadata) if metadata else None)
     return target
 
 

@@ -16,21 +16,25 @@ from pathlib import Path
 from typing import Any
 
 from seedvr_desktop.errors import UserError
+from seedvr_desktop.vocab import (
+    AUDIO_MODES,
+    BIT_DEPTHS,
+    CAPTION_MODES,
+    CAPTION_POSITIONS,
+    COLOR_FIXES,
+    CONTAINERS,
+    DEFAULT_COLOR_FIX,
+    PRECISIONS,
+    SIDECAR_FORMATS,
+    SOFT_SUBTITLE_FORMATS,
+    VIDEO_CODECS,
+)
 
 FORMAT_NAME = "seedvr-desktop-project"
 SCHEMA_VERSION = 2
 PROJECT_SUFFIX = ".svrproj"
 
-CAPTION_POSITIONS = ("bottom", "top", "middle")
-COLOR_FIX_MODES = ("none", "wavelet", "adain")
-PRECISIONS = ("auto", "bf16", "fp16", "fp32")
-CONTAINERS = ("mp4", "mkv", "mov")
-VIDEO_CODECS = ("h264", "h265", "prores", "ffv1", "png")
-AUDIO_MODES = ("copy", "transcode", "none")
-CAPTION_MODES = ("none", "soft", "burned", "sidecar")
-SIDECAR_FORMATS = ("srt", "vtt")
-SOFT_SUBTITLE_FORMATS = ("auto", "srt", "ass")
-BIT_DEPTHS = (8, 10, 16)
+COLOR_FIX_MODES = COLOR_FIXES  # the project file's name for them
 SIZE_RULE_FIELDS = ("scale", "short_side", "size")
 
 
@@ -143,7 +147,7 @@ class RestoreSettings:
     scale: float | None = None
     short_side: int | None = None
     size: tuple[int, int] | None = None  # (width, height)
-    color_fix: str = "wavelet"  # none | wavelet | adain
+    color_fix: str = DEFAULT_COLOR_FIX  # one of vocab.COLOR_FIXES
     seed: int = 666
     chunk_length: int | None = None  # None: the engine's preferred length
     overlap: int | None = None

@@ -13,16 +13,14 @@ The file must never be the thing that loses a week of work, so:
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 import logging
 import os
-import shutil
-import uuid
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from seedvr_desktop import fsutil
 from seedvr_desktop.project import fields
 from seedvr_desktop.project.fields import FieldError
 from seedvr_desktop.project.migrations import migrate
@@ -402,69 +400,11 @@ def backup_path(path: Path) -> Path:
     return path.with_name(path.name + BACKUP_SUFFIX)
 
 
-def _fsync_dir(folder: Path) -> None:
-    """Make the rename durable; not possible (nor needed) on Windows."""
-    if os.name != "posix":
-        return
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+def write_project(project: Project, path: str | os.PathLike[str] | None = None,
+                  *, backup: bool = True) -> Path:
+    """Write atomically to `path` (default: where it was loaded from), keeping a `.bak` copy.
 
-
-def _create_temp(folder: Path, name: str) -> tuple[int, Path]:
-    """A new hidden file in `folder`, opened for writing with the usual umask-based mode.
-
-    (tempfile.mkstemp would make it 0600, and the replaced project would lose its permissions.)
-    """
-    for _ in range(100):
-        temp = folder / f".{name}.{uuid.uuid4().hex[:8]}.tmp"
-        try:
-            flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
-            return os.open(temp, flags, 0o666), temp
-        except FileExistsError:
-            continue
-    raise FileExistsError(f"cannot create a temporary file in {folder}")
-
-
-def atomic_write_bytes(path: Path, data: bytes, *, backup: Path | None = None) -> None:
-    """Write `data` to `path` so that a crash leaves either the old or the new file, never half.
-
-    With `backup`, the old content is first copied there (itself atomically). An existing file
-    keeps its permission bits. On any failure the temporary files are removed and the original
-    is untouched.
-    """
-    folder = path.parent
-    fd, tmp = _create_temp(folder, path.name)
-    temps = [tmp]
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        if path.is_file():
-            shutil.copymode(path, tmp)
-            if backup is not None:
-                bfd, bak_tmp = _create_temp(folder, backup.name)
-                os.close(bfd)
-                temps.append(bak_tmp)
-                shutil.copy2(path, bak_tmp)
-                os.replace(bak_tmp, backup)
-        os.replace(tmp, path)
-        temps.clear()
-        _fsync_dir(folder)
-    finally:
-        for temp in temps:
-            with contextlib.suppress(OSError):
-                temp.unlink()
-
-
-def save_project(project: Project, path: str | os.PathLike[str] | None = None,
-                 *, backup: bool = True) -> Path:
-    """Save atomically to `path` (default: where it was loaded from), keeping a `.bak` copy.
-
-    Removes a leftover autosave, since the saved file is now the newest state.
+    Only the file: `document.save_project` also retires the autosave, which callers want.
     """
     target = Path(path if path is not None else project.path or "").absolute()
     if path is None and project.path is None:
@@ -472,14 +412,11 @@ def save_project(project: Project, path: str | os.PathLike[str] | None = None,
     project.validate()
     text = dumps_project(project, target.parent)
     try:
-        atomic_write_bytes(
+        fsutil.atomic_write_bytes(
             target, text.encode("utf-8"), backup=backup_path(target) if backup else None
         )
     except OSError as exc:
         raise ProjectError(f"cannot save {target}: {exc.strerror or exc}") from None
     project.path = target
-    from seedvr_desktop.project.autosave import discard_autosave  # local: autosave imports us
-
-    discard_autosave(target)
     log.info("saved project %s", target)
     return target

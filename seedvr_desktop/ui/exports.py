@@ -80,7 +80,7 @@ class ExportController(QObject):
 
     def queue(self, clip_numbers: list[int] | None = None) -> list[str]:
         """Queue exports of the given 1-based clips (None: all); returns the job ids."""
-        from seedvr_desktop.project.render import build_render_items
+        from seedvr_desktop.render.project import build_render_items
 
         project = self.session.project
         try:

@@ -16,6 +16,7 @@ from PySide6.QtCore import QByteArray, Qt, QTimer
 from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import QApplication, QDialog, QDockWidget, QFileDialog, QMainWindow
 
+from seedvr_desktop.engine.registry import BUILTIN_ENGINES
 from seedvr_desktop.project import commands as cmd
 from seedvr_desktop.settings import config_dir, load_settings, save_settings
 from seedvr_desktop.ui import dialogs
@@ -73,7 +74,7 @@ class MainWindow(QMainWindow):
                                            self.preview.restored, self)
         self.exports = ExportController(self.host, self.session, self.queue_panel, self)
         self.edits = EditController(self.session, lambda: self.playback.clips, self)
-        self._engine_names = ["auto", "none", "classic"]
+        self._engine_names = ["auto", *BUILTIN_ENGINES]
         self.menus = MenuBar(self, self._menu_handlers())
         self.menus.add_dock_toggles(self)
         self.menus.set_recent(self.settings.recent_projects)

@@ -15,17 +15,18 @@ import numpy as np
 from PySide6.QtCore import QObject, Signal
 
 from seedvr_desktop.engine.job import SizeRule
+from seedvr_desktop.engine.preview import PreviewRequest
 from seedvr_desktop.project.model import Project
 from seedvr_desktop.ui.preview_cache import PreviewCache
 from seedvr_desktop.ui.timeline_model import restore_key
-from seedvr_desktop.ui.worker import PreviewRequest, WorkerHost
+from seedvr_desktop.ui.worker import WorkerHost
 
 log = logging.getLogger(__name__)
 
 
 def preview_request(project: Project, clip_id: str, center: int, stop: int) -> PreviewRequest:
     """The worker request for `clip_id` with the same engine options an export would use."""
-    from seedvr_desktop.project import render
+    from seedvr_desktop.render import project as render
 
     clip = project.clip_by_id(clip_id)
     media = project.media_by_id(clip.media_id)

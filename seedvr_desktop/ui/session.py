@@ -13,13 +13,9 @@ from pathlib import Path
 from PySide6.QtCore import QObject, QTimer, Signal
 from PySide6.QtWidgets import QFileDialog, QWidget
 
-from seedvr_desktop.project.autosave import (
-    Autosaver,
-    discard_autosave,
-    has_newer_autosave,
-    load_autosave,
-)
-from seedvr_desktop.project.commands import ChangeEvent, Command, ProjectDocument
+from seedvr_desktop.project.autosave import discard_autosave, has_newer_autosave, load_autosave
+from seedvr_desktop.project.commands import ChangeEvent, Command
+from seedvr_desktop.project.document import Autosaver, ProjectDocument
 from seedvr_desktop.project.model import PROJECT_SUFFIX, Project, RestoreSettings
 from seedvr_desktop.settings import Settings, save_settings
 from seedvr_desktop.ui import dialogs

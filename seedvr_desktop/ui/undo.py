@@ -14,7 +14,8 @@ from contextlib import contextmanager
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QUndoCommand, QUndoStack
 
-from seedvr_desktop.project.commands import Command, ProjectDocument
+from seedvr_desktop.project.commands import Command
+from seedvr_desktop.project.document import ProjectDocument
 
 MERGE_ID = 0x5EED  # QUndoCommand ids >= 0 are offered to mergeWith()
 

@@ -18,32 +18,18 @@ import uuid
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
 from seedvr_desktop.engine.base import Engine, ProgressEvent
-from seedvr_desktop.engine.job import RestoreJob, SizeRule
+from seedvr_desktop.engine.job import RestoreJob
+from seedvr_desktop.engine.preview import PreviewRequest, render_preview
 from seedvr_desktop.errors import Cancelled, UserError
 from seedvr_desktop.ui.mailbox import Mailbox
 
 log = logging.getLogger(__name__)
 
 PAUSE_POLL_SECONDS = 0.1
-
-
-@dataclass(frozen=True)
-class PreviewRequest:
-    """Restore one engine chunk of `path` around `center` (source frame indices)."""
-
-    path: Path
-    center: int
-    first: int = 0  # the clip's in-point: the chunk stays inside [first, stop)
-    stop: int | None = None
-    engine: str = "auto"
-    engine_options: dict[str, object] = field(default_factory=dict)
-    size: SizeRule = field(default_factory=SizeRule)
-    seed: int = 666
 
 
 @dataclass
@@ -189,10 +175,8 @@ class RestoreWorker(QObject):
         self._post(self.finished.emit, job.job_id, str(restore_job.output_path))
 
     def _run_preview(self, job: _Job, request: PreviewRequest) -> None:
-        from seedvr_desktop.ui.preview_render import render_preview_chunk
-
         engine = self._engine_for(request.engine, request.engine_options)
-        first, frames = render_preview_chunk(engine, request, job.cancel)
+        first, frames = render_preview(engine, request, job.cancel)
         if job.cancel.is_set():
             raise Cancelled()
         self._post(self.chunk_ready.emit, job.job_id, first, frames)

@@ -10,7 +10,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from seedvr_desktop.engine.chunking import (
-    ChunkAssembler,
     ChunkPlan,
     OverlapBlender,
     chunk_frame_indices,
@@ -198,20 +197,6 @@ def test_blender_state_round_trip_equals_uninterrupted(split: int) -> None:
         np.testing.assert_array_equal(a, b)
     with pytest.raises(ValueError):
         OverlapBlender.from_state({**state, "version": 99})
-
-
-def test_assembler_builds_padded_chunks_with_bounded_memory() -> None:
-    plans = plan_chunks(23, 9, 2, temporal_multiple=4, cuts=[11])
-    assembler = ChunkAssembler(plans)
-    got = []
-    for i in range(23):
-        got.extend(assembler.push(i, np.full((2, 2, 3), i, np.float32)))
-        assert len(assembler._frames) <= 9
-    assert assembler.done
-    assert [p for p, _ in got] == plans
-    for plan, chunk in got:
-        assert chunk.shape == (plan.length, 2, 2, 3)
-        np.testing.assert_array_equal(chunk[:, 0, 0, 0], plan.frame_indices())
 
 
 def test_pad_chunk() -> None:

@@ -8,10 +8,10 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
-from seedvr_desktop.engine import classic_filters as cf
 from seedvr_desktop.engine.base import ChunkContext, SourceInfo
-from seedvr_desktop.engine.classic import ClassicEngine
-from seedvr_desktop.engine.deinterlace import combing, guess_field_order, parity_for
+from seedvr_desktop.engine.classic import filters as cf
+from seedvr_desktop.engine.classic.deinterlace import combing, guess_field_order, parity_for
+from seedvr_desktop.engine.classic.engine import ClassicEngine
 from seedvr_desktop.errors import Cancelled, UserError
 from tests.engine.classic_material import (
     DEGRADATIONS,

@@ -15,10 +15,12 @@ import av
 import numpy as np
 import pytest
 
-from seedvr_desktop.engine import pipeline
-from seedvr_desktop.engine.job import EncodeSettings, RestoreJob, SizeRule
-from seedvr_desktop.engine.pipeline import plan_job, run_restore
+from seedvr_desktop.engine import plan as job_planning
+from seedvr_desktop.engine.job import RestoreJob, SizeRule
+from seedvr_desktop.engine.pipeline import run_restore
+from seedvr_desktop.engine.plan import plan_job
 from seedvr_desktop.errors import MediaError, UserError
+from seedvr_desktop.media.codecs import EncodeSettings
 from seedvr_desktop.media.images import read_image
 from seedvr_desktop.media.probe import probe
 from tests.clips import (
@@ -288,7 +290,7 @@ def test_plan_job(tmp_path: Path) -> None:
 def test_segments_are_short_enough_for_resume(monkeypatch: pytest.MonkeyPatch,
                                               tmp_path: Path) -> None:
     """Segment boundaries fall on chunk boundaries; many segments concatenate seamlessly."""
-    monkeypatch.setattr(pipeline, "SEGMENT_SECONDS", 0.2)  # 5 frames at 25 fps
+    monkeypatch.setattr(job_planning, "SEGMENT_SECONDS", 0.2)  # 5 frames at 25 fps
     clip = make_video(tmp_path / "c.mp4", frames=30, audio="aac", vfr_jitter=True)
     restore(clip.path, tmp_path / "out.mp4", engine="test-chunky")
     times, images = decode_video(tmp_path / "out.mp4")
@@ -330,7 +332,7 @@ def test_chunk_options_override_the_engine_caps(tmp_path: Path) -> None:
 def test_engines_get_only_their_options() -> None:
     """Project settings carry generative options for every clip: a non-generative engine drops
     them, but a misspelt option is still refused."""
-    from seedvr_desktop.engine.classic import ClassicEngine
+    from seedvr_desktop.engine.classic.engine import ClassicEngine
     from seedvr_desktop.engine.registry import create_engine, engine_options
 
     project_like = {"model": "m", "color_fix": "wavelet", "precision": "auto", "prompt": "p",

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from seedvr_desktop.engine import pipeline, video_run
+from seedvr_desktop.engine import plan as job_planning
+from seedvr_desktop.engine import video_run
 from seedvr_desktop.engine.job import RestoreJob, SizeRule
 from seedvr_desktop.engine.journal import Journal, work_dir_for
 from seedvr_desktop.engine.pipeline import run_restore
@@ -24,7 +25,7 @@ from tests.engine.pipeline_fakes import decode_video, packet_payloads
 @pytest.fixture(autouse=True)
 def _short_segments(monkeypatch: pytest.MonkeyPatch) -> None:
     """Segments of a few frames, so a tiny clip has several to resume between."""
-    monkeypatch.setattr(pipeline, "SEGMENT_SECONDS", 0.2)
+    monkeypatch.setattr(job_planning, "SEGMENT_SECONDS", 0.2)
     pipeline_fakes.CALLS.clear()
     pipeline_fakes.HOOK.clear()
 
@@ -143,7 +144,7 @@ def test_resume_with_classic_engine(monkeypatch: pytest.MonkeyPatch, tmp_path: P
 
 
 def test_resume_png_sequence(tmp_path: Path) -> None:
-    from seedvr_desktop.engine.job import EncodeSettings
+    from seedvr_desktop.media.codecs import EncodeSettings
     from seedvr_desktop.media.images import read_image
 
     clip = make_video(tmp_path / "c.mp4", frames=30)
@@ -210,8 +211,8 @@ def test_failed_work_folder_leaves_nothing_behind(monkeypatch: pytest.MonkeyPatc
 def test_png_frames_into_a_file_are_a_user_error(tmp_path: Path) -> None:
     """PNG frames asked into a path that is a file: UserError at the end, the finished frames
     stay in the journal for --resume, and the file in the way is untouched."""
-    from seedvr_desktop.engine.job import EncodeSettings
     from seedvr_desktop.errors import UserError
+    from seedvr_desktop.media.codecs import EncodeSettings
 
     clip = make_video(tmp_path / "c.mp4", frames=12)
     target = tmp_path / "frames_here"
@@ -228,7 +229,7 @@ def test_png_frames_into_a_file_are_a_user_error(tmp_path: Path) -> None:
 
 def test_changed_captions_change_the_resume_identity(tmp_path: Path) -> None:
     """Resuming after a caption edit must start over: the burner's fingerprint is part of it."""
-    from seedvr_desktop.engine.pipeline import job_fingerprint, plan_job
+    from seedvr_desktop.engine.plan import job_fingerprint, plan_job
     from seedvr_desktop.project.captions import CaptionBurner
     from seedvr_desktop.project.model import Caption
 
@@ -249,7 +250,7 @@ def test_full_disk_while_writing_segments_is_resumable(tmp_path: Path,
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     """ENOSPC in the segment encoder: one-line UserError, finished segments kept, no partial
     output, and --resume later gives the same file as an uninterrupted run."""
-    from seedvr_desktop.media.writer import SegmentEncoder
+    from seedvr_desktop.media.encoder import SegmentEncoder
 
     clip = make_video(tmp_path / "c.mp4", frames=45, audio="aac")
     full = tmp_path / "full.mp4"
@@ -321,8 +322,8 @@ def test_full_disk_while_muxing_keeps_segments(tmp_path: Path,
 def test_overwriting_a_longer_png_sequence_leaves_only_the_new_frames(tmp_path: Path) -> None:
     """A shorter re-run with --overwrite must not leave the earlier run's extra frames behind,
     and without --overwrite any earlier frame of the sequence is refused."""
-    from seedvr_desktop.engine.job import EncodeSettings
     from seedvr_desktop.errors import UserError
+    from seedvr_desktop.media.codecs import EncodeSettings
 
     clip = make_video(tmp_path / "c.mp4", frames=12)
     png = EncodeSettings(codec="png")

@@ -13,10 +13,12 @@ import torch
 
 from seedvr_desktop import cli
 from seedvr_desktop.engine import pipeline
+from seedvr_desktop.engine import plan as job_planning
 from seedvr_desktop.engine.base import ChunkContext
-from seedvr_desktop.engine.job import EncodeSettings, RestoreJob, SizeRule
+from seedvr_desktop.engine.job import RestoreJob, SizeRule
 from seedvr_desktop.engine.registry import register_engine
-from seedvr_desktop.engine.seedvr import SeedVREngine, seedvr_caps
+from seedvr_desktop.engine.seedvr.engine import SeedVREngine, seedvr_caps
+from seedvr_desktop.media.codecs import EncodeSettings
 from tests.clips import make_video
 from tests.engine.seedvr_tiny import write_tiny_model
 
@@ -87,7 +89,7 @@ def _job(src: Path, out: Path, engine: str, **kw: Any) -> RestoreJob:
 
 def test_long_clip_restores_chunkwise_and_resumes_identically(
         tmp_path: Path, chunked_engine: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(pipeline, "SEGMENT_SECONDS_GENERATIVE", 0.2)  # segments of 5 frames
+    monkeypatch.setattr(job_planning, "SEGMENT_SECONDS_GENERATIVE", 0.2)  # segments of 5 frames
     clip = make_video(tmp_path / "long.mp4", frames=41, size=(64, 48))
     full = tmp_path / "full.mkv"
     CALLS.clear()

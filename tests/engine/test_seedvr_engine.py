@@ -13,8 +13,8 @@ import pytest
 import torch
 
 from seedvr_desktop.engine.base import ChunkContext, SourceInfo
-from seedvr_desktop.engine.memory import RunSettings
-from seedvr_desktop.engine.seedvr import SeedVREngine
+from seedvr_desktop.engine.seedvr.engine import SeedVREngine
+from seedvr_desktop.engine.seedvr.memory import RunSettings
 from seedvr_desktop.errors import Cancelled, UserError
 from tests.engine.seedvr_tiny import write_tiny_model
 
@@ -236,7 +236,6 @@ def test_cancel_inside_a_vae_slice(v2_dir: Path) -> None:
     finally:
         for h in handles:
             h.remove()
-    assert engine._stage_name == "decode" or calls["n"] == 3
     assert calls["n"] == 3  # stopped right there, not at the end of the slice
 
 

@@ -21,7 +21,8 @@ from tests.clips import make_video
 from tests.conftest import REPO_ROOT
 from tests.engine.seedvr_tiny import write_tiny_model
 
-pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL is POSIX only")
+pytestmark = [pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL is POSIX only"),
+              pytest.mark.slow]  # about a minute: real processes killed and resumed
 
 
 def _decode(path: Path) -> list[np.ndarray]:

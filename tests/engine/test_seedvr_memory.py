@@ -10,10 +10,10 @@ import pytest
 import torch
 
 from seedvr_desktop.engine import device as dev
-from seedvr_desktop.engine import memory
-from seedvr_desktop.engine.memory import GIB, ModelSizes, RunSettings, degrade, estimate, fit
-from seedvr_desktop.engine.seedvr import SeedVREngine
-from seedvr_desktop.engine.seedvr_stages import plan_spans, span_weights
+from seedvr_desktop.engine.seedvr import memory
+from seedvr_desktop.engine.seedvr.engine import SeedVREngine
+from seedvr_desktop.engine.seedvr.memory import GIB, ModelSizes, RunSettings, degrade, estimate, fit
+from seedvr_desktop.engine.seedvr.windows import plan_spans, span_weights
 from seedvr_desktop.errors import UserError
 from seedvr_desktop.models.dit.config import DiTConfig
 from seedvr_desktop.models.vae.config import VAEConfig

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from seedvr_desktop.engine.seedvr_model import (
+from seedvr_desktop.engine.seedvr.folder import (
     RECIPES,
     _dit_config,
     load_embedding,

@@ -13,7 +13,7 @@ from types import SimpleNamespace
 import pytest
 
 from seedvr_desktop import cli
-from seedvr_desktop.engine import model_store as store
+from seedvr_desktop.engine.seedvr import store
 from seedvr_desktop.errors import ModelError, UserError
 
 

@@ -9,11 +9,12 @@ import av
 import numpy as np
 import pytest
 
-from seedvr_desktop.engine.job import EncodeSettings
 from seedvr_desktop.errors import UserError
+from seedvr_desktop.media.codecs import EncodeSettings, check_output
 from seedvr_desktop.media.colors import ColorTags
+from seedvr_desktop.media.encoder import time_base_for
 from seedvr_desktop.media.probe import probe
-from seedvr_desktop.media.writer import VideoWriter, check_output, time_base_for
+from seedvr_desktop.media.writer import VideoWriter
 from tests.clips import frame_id, frame_pattern, make_video
 from tests.engine.pipeline_fakes import decode_video, packet_payloads
 

@@ -8,15 +8,15 @@ from pathlib import Path
 import pytest
 
 from seedvr_desktop.project.autosave import (
-    Autosaver,
     autosave_path,
     discard_autosave,
     has_newer_autosave,
     load_autosave,
 )
-from seedvr_desktop.project.commands import ProjectDocument, RenameProject
+from seedvr_desktop.project.commands import RenameProject
+from seedvr_desktop.project.document import Autosaver, ProjectDocument, save_project
 from seedvr_desktop.project.model import ProjectError
-from seedvr_desktop.project.serialize import load_project, save_project
+from seedvr_desktop.project.serialize import load_project
 from tests.project.conftest import make_project
 
 
@@ -110,7 +110,7 @@ def test_autosave_failure_is_reported_not_raised(tmp_path: Path,
     def full_disk(*args: object, **kwargs: object) -> None:
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr("seedvr_desktop.project.serialize.atomic_write_bytes", full_disk)
+    monkeypatch.setattr("seedvr_desktop.fsutil.atomic_write_bytes", full_disk)
     assert saver.maybe_autosave() is None
     assert "No space left" in (saver.last_error or "")
     monkeypatch.undo()

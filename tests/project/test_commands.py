@@ -13,7 +13,6 @@ from seedvr_desktop.project.commands import (
     ChangeEvent,
     EditCaption,
     MoveClip,
-    ProjectDocument,
     RemoveCaption,
     RemoveClip,
     RenameProject,
@@ -23,6 +22,7 @@ from seedvr_desktop.project.commands import (
     SetRestoreDefaults,
     TrimClip,
 )
+from seedvr_desktop.project.document import ProjectDocument
 from seedvr_desktop.project.model import (
     Caption,
     Clip,

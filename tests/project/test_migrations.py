@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from seedvr_desktop.project.document import save_project
 from seedvr_desktop.project.migrations import MIGRATIONS
 from seedvr_desktop.project.model import SCHEMA_VERSION, ProjectError
-from seedvr_desktop.project.serialize import load_project, save_project
+from seedvr_desktop.project.serialize import load_project
 from tests.conftest import REPO_ROOT
 
 FIXTURE = REPO_ROOT / "tests" / "fixtures_project" / "family_tapes_v1.svrproj"

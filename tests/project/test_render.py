@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
 
 import av
@@ -20,7 +19,7 @@ from seedvr_desktop.project.model import (
     ProjectError,
     RestoreSettings,
 )
-from seedvr_desktop.project.render import build_render_items, engine_settings, render_project
+from seedvr_desktop.render.project import build_render_items, engine_settings, render_project
 from tests.clips import frame_id, make_video
 
 RENDER_MODULES = (
@@ -31,17 +30,6 @@ RENDER_MODULES = (
     "seedvr_desktop.media.reader",
     "seedvr_desktop.media.writer",
 )
-
-
-def require_pipeline() -> None:
-    missing = []
-    for name in RENDER_MODULES:
-        try:
-            importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            missing.append(exc.name or name)
-    if missing:
-        pytest.skip(f"render pipeline not available yet (missing {', '.join(missing)})")
 
 
 def _project(tmp_path: Path, clip_path: Path, frames: int, **clip_args: object) -> Project:
@@ -127,7 +115,7 @@ def test_codec_that_the_container_cannot_hold_fails_up_front(tmp_path: Path, sou
 @pytest.mark.parametrize("vfr", [False, True])
 def test_trim_times_select_exactly_the_clip_frames(tmp_path: Path, vfr: bool) -> None:
     """The pipeline's own range rule turns the job's times back into [in, out)."""
-    from seedvr_desktop.engine.pipeline import trim_range
+    from seedvr_desktop.engine.plan import trim_range
     from seedvr_desktop.media.probe import scan
 
     clip = make_video(tmp_path / "v.mkv", frames=40, vfr_jitter=vfr, seed=3)
@@ -182,7 +170,6 @@ def _subtitles(path: Path) -> list[tuple[float, float, str]]:
 
 
 def test_render_without_captions_is_the_trimmed_clip(tmp_path: Path, source: Path) -> None:
-    require_pipeline()
     out = _render(tmp_path, source, "none")
     frames = _frames(out)
     assert [frame_id(f) for f in frames] == list(range(5, 25))
@@ -193,7 +180,6 @@ def test_render_without_captions_is_the_trimmed_clip(tmp_path: Path, source: Pat
 @pytest.mark.parametrize(("container", "codec"), [("mp4", "mov_text"), ("mkv", "ass")])
 def test_soft_captions_become_a_subtitle_track(tmp_path: Path, source: Path, container: str,
                                                codec: str) -> None:
-    require_pipeline()
     out = _render(tmp_path, source, "soft", container)
     with av.open(str(out)) as handle:
         assert handle.streams.subtitles[0].codec_context.name in (codec, "ssa")
@@ -206,7 +192,6 @@ def test_soft_captions_become_a_subtitle_track(tmp_path: Path, source: Path, con
 
 @pytest.mark.parametrize("fmt", ["srt", "vtt"])
 def test_sidecar_captions_parse(tmp_path: Path, source: Path, fmt: str) -> None:
-    require_pipeline()
     out = _render(tmp_path, source, "sidecar", sidecar_format=fmt)
     sidecar = out.with_suffix("." + fmt)
     assert _subtitles(out) == []  # no track inside the video
@@ -216,7 +201,6 @@ def test_sidecar_captions_parse(tmp_path: Path, source: Path, fmt: str) -> None:
 
 
 def test_burned_captions_are_in_the_pixels(tmp_path: Path, source: Path) -> None:
-    require_pipeline()
     # The reference goes through the same burn-in path with a caption that draws nothing, and
     # both are coded losslessly (CRF 0): any difference is the caption's ink.
     plain = _frames(_render(tmp_path, source, "burned", captions=[Caption(0, 1, " ")],
@@ -245,7 +229,6 @@ def test_captions_start_on_the_clip_first_frame_when_the_source_starts_late(
     tmp_path: Path,
 ) -> None:
     """A capture whose first picture is at 0.5 s: caption time 0 is still the first frame."""
-    require_pipeline()
     late = make_video(tmp_path / "late.mkv", frames=20, pts_list=[500 + 40 * i for i in range(20)])
     project = _project(tmp_path, late.path, 20, captions=[Caption(0.0, 0.2, "Grandma 1994")])
     project.export = ExportSettings(container="mkv", captions="soft", output_folder="o")
@@ -262,8 +245,7 @@ def test_captions_start_on_the_clip_first_frame_when_the_source_starts_late(
 def test_classic_project_renders_with_every_restore_setting(tmp_path: Path, source: Path) -> None:
     """A project's settings (generative ones included) reach a classic export without error,
     and its chunk length / overlap shape the chunks the pipeline plans."""
-    require_pipeline()
-    from seedvr_desktop.engine.pipeline import plan_job
+    from seedvr_desktop.engine.plan import plan_job
 
     project = _project(tmp_path, source, 30, in_frame=2, out_frame=12)
     project.restore = RestoreSettings(engine="classic", color_fix="adain", precision="bf16",

@@ -11,10 +11,11 @@ from pathlib import Path
 import pytest
 
 from seedvr_desktop.errors import UserError
-from seedvr_desktop.project.commands import ProjectDocument, RelinkMedia
+from seedvr_desktop.project.commands import RelinkMedia
+from seedvr_desktop.project.document import ProjectDocument, save_project
 from seedvr_desktop.project.fingerprint import find_by_fingerprint, find_relinks
 from seedvr_desktop.project.model import SCHEMA_VERSION, ProjectError
-from seedvr_desktop.project.serialize import load_project, save_project
+from seedvr_desktop.project.serialize import load_project
 from tests.project.conftest import make_project
 
 

@@ -9,11 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from seedvr_desktop.engine.preview import preview_window
 from seedvr_desktop.media.reader import VideoReader
 from seedvr_desktop.ui.frame_cache import LruFrameCache, ProxyStore, proxy_size
 from seedvr_desktop.ui.frame_decoder import FrameDecoder, FrameResult
 from seedvr_desktop.ui.preview_cache import PreviewCache
-from seedvr_desktop.ui.preview_render import preview_window
 from seedvr_desktop.ui.timecode import clock, timecode
 from tests.clips import frame_id, make_video
 

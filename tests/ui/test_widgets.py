@@ -173,7 +173,7 @@ def test_resource_path_finds_the_icon_and_follows_a_bundle(monkeypatch, tmp_path
 
 
 def test_settings_dialog_edits_a_copy_of_the_settings(qtbot, tmp_path) -> None:
-    from seedvr_desktop.engine.model_store import CATALOG
+    from seedvr_desktop.engine.seedvr.store import CATALOG
     from seedvr_desktop.settings import Settings
     from seedvr_desktop.ui.widgets.settings_dialog import SettingsDialog
 

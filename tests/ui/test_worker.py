@@ -10,8 +10,9 @@ import pytest
 from PySide6.QtCore import QObject
 
 from seedvr_desktop.engine.job import RestoreJob
+from seedvr_desktop.engine.preview import PreviewRequest
 from seedvr_desktop.media.reader import VideoReader
-from seedvr_desktop.ui.worker import PreviewRequest, WorkerHost
+from seedvr_desktop.ui.worker import WorkerHost
 from tests.ui.conftest import INVERT, SLOW, InvertEngine, wait_until
 
 pytestmark = pytest.mark.gui
@@ -163,7 +164,7 @@ def test_exports_reuse_the_loaded_engine(host, qtbot, small_clip: Path, tmp_path
 
 def test_preview_follows_the_projects_chunk_length(small_clip: Path) -> None:
     """A preview must be restored in the chunks the export will use, not the engine's default."""
-    from seedvr_desktop.ui.preview_render import render_preview_chunk
+    from seedvr_desktop.engine.preview import render_preview
 
     lengths: list[int] = []
 
@@ -174,6 +175,6 @@ def test_preview_follows_the_projects_chunk_length(small_clip: Path) -> None:
 
     request = PreviewRequest(path=small_clip, center=20, engine=INVERT,
                              engine_options={"chunk_length": 3, "overlap": 0})
-    start, frames = render_preview_chunk(Recording(), request)
+    start, frames = render_preview(Recording(), request)
     assert len(frames) == 25 and start == 8
     assert lengths == [3] * 8 + [1]  # the engine default (5) would give [5] * 5

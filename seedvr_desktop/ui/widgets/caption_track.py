@@ -6,9 +6,9 @@ one whole gesture rather than every mouse move.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
-from PySide6.QtCore import QPointF, QRectF, Qt
+from PySide6.QtCore import QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QKeyEvent, QMouseEvent, QPainter, QPaintEvent
 from PySide6.QtWidgets import QLineEdit, QWidget
 
@@ -16,17 +16,34 @@ from seedvr_desktop.ui.theme import ACCENT
 
 if TYPE_CHECKING:
     from seedvr_desktop.ui.timeline_model import CaptionSpan
-    from seedvr_desktop.ui.widgets.timeline import TimelineWidget
+    from seedvr_desktop.ui.widgets.time_scale import TimeScale
+
+
+class TimelineHost(Protocol):
+    """What the caption track reads from the timeline it sits in (and its scrub gestures)."""
+
+    captions: list[CaptionSpan]
+    scale: TimeScale
+    playhead: float
+
+    def begin_scrub(self, x: float) -> None: ...
+    def move_scrub(self, x: float) -> None: ...
+    def end_scrub(self, x: float) -> None: ...
 
 EDGE_PX = 6
 MIN_CAPTION_S = 0.1
 
 
 class CaptionTrack(QWidget):
-    """Paints `timeline.captions` and turns gestures into the timeline's caption signals."""
+    """Paints `timeline.captions` and turns gestures into caption signals."""
 
-    def __init__(self, timeline: TimelineWidget) -> None:
-        super().__init__(timeline)
+    add_requested = Signal(float)  # timeline seconds
+    text_edited = Signal(str, int, str)  # clip id, caption index, text
+    retimed = Signal(str, int, float, float)  # clip id, index, timeline start, end
+    delete_requested = Signal(str, int)
+
+    def __init__(self, timeline: TimelineHost, parent: QWidget) -> None:
+        super().__init__(parent)
         self.setObjectName("captionTrack")
         self.setFixedHeight(34)
         self.setFocusPolicy(Qt.FocusPolicy.ClickFocus)
@@ -127,13 +144,13 @@ class CaptionTrack(QWidget):
         self._drag, self._draft = None, None
         if draft is not None and (abs(draft[0] - caption.start) > 1e-6
                                   or abs(draft[1] - caption.end) > 1e-6):
-            self._tl.caption_retimed.emit(caption.clip_id, caption.index, draft[0], draft[1])
+            self.retimed.emit(caption.clip_id, caption.index, draft[0], draft[1])
         self.update()
 
     def mouseDoubleClickEvent(self, event: QMouseEvent) -> None:
         caption, _ = self._hit(event.position().x())
         if caption is None:
-            self._tl.caption_add_requested.emit(self._tl.scale.t(event.position().x()))
+            self.add_requested.emit(self._tl.scale.t(event.position().x()))
         else:
             self.edit_caption(caption)
 
@@ -141,7 +158,7 @@ class CaptionTrack(QWidget):
         if event.key() in (Qt.Key.Key_Delete, Qt.Key.Key_Backspace) and self.selected:
             clip_id, index = self.selected
             self.selected = None
-            self._tl.caption_delete_requested.emit(clip_id, index)
+            self.delete_requested.emit(clip_id, index)
         else:
             super().keyPressEvent(event)
 
@@ -176,7 +193,7 @@ class CaptionTrack(QWidget):
         text = editor.text().strip()
         self._close_editor()
         if text and text != caption.text:
-            self._tl.caption_text_edited.emit(caption.clip_id, caption.index, text)
+            self.text_edited.emit(caption.clip_id, caption.index, text)
 
     def _close_editor(self) -> None:
         editor = self.editor

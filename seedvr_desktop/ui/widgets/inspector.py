@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from seedvr_desktop.engine.registry import BUILTIN_ENGINES
 from seedvr_desktop.project.model import COLOR_FIX_MODES, PRECISIONS, RestoreSettings
 
 SIZE_RULES = ("Engine default", "Scale", "Short side")
@@ -57,7 +58,7 @@ class InspectorWidget(QWidget):
         self.override_check = QCheckBox("Override for this clip")
         self.override_check.setToolTip("Unchecked: changes apply to every clip (project defaults)")
         self.engine_combo = QComboBox()
-        self.engine_combo.addItems(["auto", "none", "classic"])
+        self.engine_combo.addItems(["auto", *BUILTIN_ENGINES])
         self.size_combo = QComboBox()
         self.size_combo.addItems(SIZE_RULES)
         self.scale_spin = QDoubleSpinBox()

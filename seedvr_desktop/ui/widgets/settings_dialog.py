@@ -34,12 +34,13 @@ from PySide6.QtWidgets import (
 
 from seedvr_desktop.settings import Settings
 from seedvr_desktop.ui.mailbox import Mailbox
+from seedvr_desktop.vocab import PRECISIONS
 
 log = logging.getLogger(__name__)
 
 # Kept here rather than imported from engine.device, which imports torch at module level.
 DEVICE_CHOICES = ("auto", "cuda", "cpu", "mps")
-PRECISION_CHOICES = ("auto", "fp32", "bf16", "fp16")
+PRECISION_CHOICES = PRECISIONS
 
 
 class ModelManager(QWidget):
@@ -76,7 +77,7 @@ class ModelManager(QWidget):
         self.refresh()
 
     def refresh(self) -> None:
-        from seedvr_desktop.engine import model_store
+        from seedvr_desktop.engine.seedvr import store as model_store
 
         self.table.setRowCount(0)
         for name, model in model_store.CATALOG.items():
@@ -103,7 +104,7 @@ class ModelManager(QWidget):
         self._thread.start()
 
     def _download(self, name: str) -> None:
-        from seedvr_desktop.engine import model_store
+        from seedvr_desktop.engine.seedvr import store as model_store
         from seedvr_desktop.errors import UserError
 
         post = self._mailbox.post

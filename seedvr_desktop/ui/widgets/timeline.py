@@ -33,24 +33,11 @@ from seedvr_desktop.ui.theme import ACCENT, PREVIEW_RANGE
 from seedvr_desktop.ui.timecode import clock
 from seedvr_desktop.ui.timeline_model import CaptionSpan, ClipSpan
 from seedvr_desktop.ui.widgets.caption_track import CaptionTrack
+from seedvr_desktop.ui.widgets.time_scale import TimeScale
 
 RULER_H = 22
 CLIP_H = 64
 THUMB_H = CLIP_H - 18
-
-
-class TimeScale:
-    """Pixels per second and scroll offset shared by every track of one timeline."""
-
-    def __init__(self) -> None:
-        self.pps = 40.0
-        self.offset = 0.0  # timeline seconds at x = 0
-
-    def x(self, t: float) -> float:
-        return (t - self.offset) * self.pps
-
-    def t(self, x: float) -> float:
-        return x / self.pps + self.offset
 
 
 class ClipTrack(QWidget):
@@ -203,7 +190,12 @@ class TimelineWidget(QWidget):
         self.dragged_clip = ""  # set once the press has become a reorder drag
 
         self.track = ClipTrack(self)
-        self.caption_track = CaptionTrack(self)
+        self.caption_track = CaptionTrack(self, self)
+        # The track owns its gesture signals; the timeline re-emits them as its own.
+        self.caption_track.add_requested.connect(self.caption_add_requested)
+        self.caption_track.text_edited.connect(self.caption_text_edited)
+        self.caption_track.retimed.connect(self.caption_retimed)
+        self.caption_track.delete_requested.connect(self.caption_delete_requested)
         self.scrollbar = QScrollBar(Qt.Orientation.Horizontal, self)
         self.scrollbar.valueChanged.connect(self._on_scrollbar_value_changed)
         zoom_in, zoom_out, zoom_fit = QToolButton(self), QToolButton(self), QToolButton(self)

@@ -19,7 +19,6 @@ import json
 import logging
 import os
 import shutil
-import tempfile
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -27,6 +26,7 @@ from pathlib import Path
 from typing import Protocol
 
 from seedvr_desktop.errors import ModelError, UserError
+from seedvr_desktop.fsutil import atomic_path, atomic_write_text
 from seedvr_desktop.settings import Settings, load_settings
 
 log = logging.getLogger(__name__)
@@ -226,14 +226,8 @@ class LocalFolderHub:
 
 def _atomic_copy(src: Path, dest: Path) -> Path:
     dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
-    os.close(fd)
-    try:
+    with atomic_path(dest) as tmp:
         shutil.copyfile(src, tmp)
-        os.replace(tmp, dest)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return dest
 
 
@@ -259,14 +253,7 @@ class Manifest:
 
     def write(self, folder: Path) -> None:
         folder.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".manifest.", suffix=".tmp", dir=folder)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                json.dump(self.__dict__, fh, indent=2, sort_keys=True)
-            os.replace(tmp, folder / MANIFEST)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        atomic_write_text(folder / MANIFEST, json.dumps(self.__dict__, indent=2, sort_keys=True))
 
 
 # ------------------------------------------------------------------------------- operations

@@ -21,7 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from seedvr_desktop.engine.base import ProgressEvent
-from seedvr_desktop.engine.job import EncodeSettings, PostProcess, RestoreJob, SizeRule
+from seedvr_desktop.engine.job import PostProcess, RestoreJob, SizeRule
+from seedvr_desktop.media.codecs import EncodeSettings
 from seedvr_desktop.project.captions import CaptionBurner, ass_header, clip_captions, to_srt, to_vtt
 from seedvr_desktop.project.model import Caption, Clip, MediaRef, Project, ProjectError
 
@@ -226,7 +227,7 @@ def _post_process(
         if mode == "sidecar":
             assert sidecar is not None
             text = to_vtt(captions) if export.sidecar_format == "vtt" else to_srt(captions)
-            from seedvr_desktop.project.serialize import atomic_write_bytes
+            from seedvr_desktop.fsutil import atomic_write_bytes
 
             atomic_write_bytes(sidecar, text.encode("utf-8"))
             return
@@ -263,7 +264,7 @@ def build_render_items(
             raise ProjectError(f"there is no clip {number} (the project has {len(project.clips)})")
     folder = output_folder(project)
     encode = _encode_settings(project)
-    from seedvr_desktop.media.writer import check_output
+    from seedvr_desktop.media.codecs import check_output
 
     # Codec/container mismatches (FFV1 in MP4...) fail now, not after the first clip rendered.
     check_output(folder / f"check.{project.export.container}", encode)

@@ -17,23 +17,19 @@ import torch
 from torch import Tensor
 
 from seedvr_desktop.engine.base import ChunkContext
-from seedvr_desktop.engine.memory import TILE_OVERLAP
-from seedvr_desktop.engine.seedvr_stages import (
+from seedvr_desktop.engine.seedvr.geometry import (
     TEMPORAL_FACTOR,
-    cancel_hooks,
-    check_cancel,
-    dit_block_hooks,
-    keyed_noise,
     latent_count,
     latent_keys,
     padded_size,
-    plan_spans,
     postprocess,
     preprocess,
-    span_weights,
-    tile_weights,
     valid_frames,
 )
+from seedvr_desktop.engine.seedvr.hooks import cancel_hooks, check_cancel, dit_block_hooks
+from seedvr_desktop.engine.seedvr.memory import TILE_OVERLAP
+from seedvr_desktop.engine.seedvr.noise import keyed_noise
+from seedvr_desktop.engine.seedvr.windows import plan_spans, span_weights, tile_weights
 from seedvr_desktop.models import diffusion
 from seedvr_desktop.models.color_fix import apply_color_fix
 from seedvr_desktop.models.vae.causal_conv import CausalConv3d
@@ -146,6 +142,7 @@ class ChunkRun:
                     shape = (*post.mean.shape[:3], self.h_lat, self.w_lat)
                     mean = torch.zeros(shape, device=self.device)
                     logvar = torch.zeros(shape, device=self.device)
+                assert mean is not None and logvar is not None
                 w = tile_weights(rows, cols, i, j).to(self.device)
                 mean[..., r0:r1, c0:c1] += post.mean.float() * w
                 logvar[..., r0:r1, c0:c1] += post.logvar.float() * w

@@ -33,6 +33,7 @@ import numpy as np
 
 from seedvr_desktop.engine.base import ChunkContext, Engine, EngineCaps, SourceInfo
 from seedvr_desktop.errors import ModelError, UserError
+from seedvr_desktop.vocab import COLOR_FIXES, DEFAULT_COLOR_FIX
 
 log = logging.getLogger(__name__)
 
@@ -41,8 +42,6 @@ log = logging.getLogger(__name__)
 # (AdaIN 10, LAB 12) without losing detail (high-pass PSNR unchanged; AdaIN -0.8 dB, LAB
 # -1.8 dB), and left correct colour alone (0.18 vs 0.21 dE). It follows the input's
 # low-frequency noise (2.7 dE on a noisy input, AdaIN 1.7), hence AdaIN and LAB stay available.
-DEFAULT_COLOR_FIX = "wavelet"
-COLOR_FIXES = ("wavelet", "adain", "lab", "none")
 # Pipeline chunks (4n+1 frames). Inside a chunk the VAE runs once and DiT windows are blended in
 # latent space: measured (bench/engine.py "blend", same window step) it adds no seam at all
 # (joins 1.03-1.06x the inside frame-to-frame change, exactly the unchunked result's ratio at
@@ -115,8 +114,8 @@ class SeedVREngine(Engine):
     # ------------------------------------------------------------------ model
     def spec(self) -> Any:
         """The model folder's description (reads no weights)."""
-        from seedvr_desktop.engine import model_store
-        from seedvr_desktop.engine.seedvr_model import resolve_folder
+        from seedvr_desktop.engine.seedvr import store as model_store
+        from seedvr_desktop.engine.seedvr.folder import resolve_folder
 
         if self.model_dir is not None:
             return resolve_folder(self.model_dir, preset=self.name if self.name in OFFICIAL
@@ -164,8 +163,8 @@ class SeedVREngine(Engine):
         """Load; the DiT starts in CPU memory when offloading was asked for or when its weights
         would not leave room on the GPU (the memory fit then streams or offloads it)."""
         from seedvr_desktop.engine import device as dev
-        from seedvr_desktop.engine.memory import ModelSizes
-        from seedvr_desktop.engine.seedvr_model import load_model
+        from seedvr_desktop.engine.seedvr.folder import load_model
+        from seedvr_desktop.engine.seedvr.memory import ModelSizes
 
         device = self.choice.device
         on_cpu = device.type != "cpu" and self.offload in ("dit", "stream")
@@ -185,7 +184,7 @@ class SeedVREngine(Engine):
             return load_model(spec, device=device, dtype=self.choice.dtype, dit_device=_cpu())
 
     def sizes(self) -> Any:
-        from seedvr_desktop.engine.memory import ModelSizes
+        from seedvr_desktop.engine.seedvr.memory import ModelSizes
 
         spec = self.model.spec if self.model is not None else self.spec()
         txt = self.model.pos_emb.shape[0] if self.model is not None else 64
@@ -209,7 +208,7 @@ class SeedVREngine(Engine):
         return max(step, min(free, dev.total_memory(device)) // step * step)
 
     def fit_settings(self, frames: int, width: int, height: int) -> Any:
-        from seedvr_desktop.engine.memory import RunSettings, fit
+        from seedvr_desktop.engine.seedvr.memory import RunSettings, fit
 
         device = self.choice.device
         base = RunSettings()
@@ -240,8 +239,8 @@ class SeedVREngine(Engine):
     def restore_chunk(self, frames: np.ndarray, context: ChunkContext,
                       cancel: threading.Event | None = None) -> np.ndarray:
         from seedvr_desktop.engine import device as dev
-        from seedvr_desktop.engine.memory import degrade
-        from seedvr_desktop.engine.seedvr_stages import latent_count, valid_frames
+        from seedvr_desktop.engine.seedvr.geometry import latent_count, valid_frames
+        from seedvr_desktop.engine.seedvr.memory import degrade
 
         if self.model is None or self.settings is None:
             self.prepare(getattr(self, "source", None) or _source_of(frames),
@@ -268,7 +267,7 @@ class SeedVREngine(Engine):
 
     def _restore(self, frames: np.ndarray, context: ChunkContext,
                  cancel: threading.Event | None, settings: Any) -> np.ndarray:
-        from seedvr_desktop.engine import seedvr_run
+        from seedvr_desktop.engine.seedvr import chunk as seedvr_run
 
         run = seedvr_run.ChunkRun(self, frames, context, cancel, settings)
         with self._stage("encode"):
@@ -319,7 +318,7 @@ class SeedVREngine(Engine):
         """Store this run's measured speed (for --plan estimates) and drop the weights."""
         if self.model is not None and self.stage_seconds:
             from seedvr_desktop.engine import device as dev
-            from seedvr_desktop.engine.memory import record_rates
+            from seedvr_desktop.engine.seedvr.memory import record_rates
 
             s = self.stage_seconds
             flops = self.work_flops()
@@ -335,7 +334,7 @@ class SeedVREngine(Engine):
 
     def work_flops(self) -> dict[str, float]:
         """FLOPs of every chunk restored so far, per stage (encode, dit, decode)."""
-        from seedvr_desktop.engine.memory import chunk_flops
+        from seedvr_desktop.engine.seedvr.memory import chunk_flops
 
         total = {"encode": 0.0, "dit": 0.0, "decode": 0.0}
         w, h = self.output_size
@@ -353,7 +352,7 @@ class SeedVREngine(Engine):
     def plan(self, frames: int, output_size: tuple[int, int], chunks: int) -> Any:
         """Expected peak memory, time and settings for --plan; loads no weights."""
         from seedvr_desktop.engine import device as dev
-        from seedvr_desktop.engine.memory import Plan, chunk_flops, estimate, load_rates
+        from seedvr_desktop.engine.seedvr.memory import Plan, chunk_flops, estimate, load_rates
 
         spec = self.spec()
         self.choice = dev.resolve(self.device_name, self.precision_name)
@@ -418,8 +417,8 @@ def _gpu_hint() -> bool:
 
 def register() -> None:
     """Register the five official engines and the generic folder engine `seedvr`."""
-    from seedvr_desktop.engine import model_store
     from seedvr_desktop.engine.registry import register_engine
+    from seedvr_desktop.engine.seedvr import store as model_store
 
     for name, (desc, priority) in OFFICIAL.items():
         caps = seedvr_caps(name, f"{desc} (needs `seedvr-desktop models download {name}`)")

@@ -28,9 +28,9 @@ import time
 
 import numpy as np
 
-from seedvr_desktop.engine import classic_filters as cf
 from seedvr_desktop.engine.base import ChunkContext, Engine, EngineCaps, SourceInfo
-from seedvr_desktop.engine.deinterlace import deinterlace, guess_field_order, parity_for
+from seedvr_desktop.engine.classic import filters as cf
+from seedvr_desktop.engine.classic.deinterlace import deinterlace, guess_field_order, parity_for
 from seedvr_desktop.errors import Cancelled, UserError
 
 log = logging.getLogger(__name__)

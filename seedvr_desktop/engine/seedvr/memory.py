@@ -23,8 +23,6 @@ import functools
 import json
 import logging
 import math
-import os
-import tempfile
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -32,7 +30,8 @@ from typing import Any
 
 import torch
 
-from seedvr_desktop.engine.seedvr_stages import TEMPORAL_FACTOR, latent_count, padded_size
+from seedvr_desktop.engine.seedvr.geometry import TEMPORAL_FACTOR, latent_count, padded_size
+from seedvr_desktop.fsutil import atomic_write_text
 
 log = logging.getLogger(__name__)
 
@@ -369,10 +368,7 @@ def record_rates(device_key: str, precision: str, measured: dict[str, float]) ->
     rec["updated"] = int(time.time())
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".calibration.", suffix=".tmp", dir=path.parent)
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(data, fh, indent=2, sort_keys=True)
-        os.replace(tmp, path)
+        atomic_write_text(path, json.dumps(data, indent=2, sort_keys=True))
     except OSError as exc:  # a read-only data folder must not fail a job
         log.debug("cannot store calibration: %s", exc)
 
