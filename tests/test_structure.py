@@ -40,3 +40,11 @@ def test_cli_runs_without_qt() -> None:
         "assert not bad, bad"
     )
     subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, check=True)
+
+
+def test_mypy_clean() -> None:
+    """Type hints are checked (everything but ui/, see [tool.mypy] in pyproject.toml)."""
+    result = subprocess.run(
+        [_tool("mypy")], cwd=REPO_ROOT, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]

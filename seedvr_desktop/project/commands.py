@@ -1,9 +1,8 @@
-"""Every edit of a project as an undoable command, and the document that runs them.
+"""Every edit of a project as an undoable command.
 
-Plain Python so the CLI and tests share it with the GUI. The GUI may either use
-`ProjectDocument.execute/undo/redo` directly or wrap each command in a QUndoCommand whose
-redo()/undo() call `ProjectDocument.apply(cmd)` / `ProjectDocument.revert(cmd)`; both paths emit
-exactly one `ChangeEvent` per step, which is what views refresh on.
+Plain Python so the CLI and tests share it with the GUI; `document.ProjectDocument` runs them
+and holds the one undo history. Each step emits exactly one `ChangeEvent`, which is what views
+refresh on.
 
 Commands validate before they mutate: a rejected edit raises ProjectError and changes nothing.
 """

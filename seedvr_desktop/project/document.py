@@ -42,7 +42,6 @@ class ProjectDocument:
         self._redo: list[Command] = []
         self._listeners: list[Listener] = []
         self.revision = 0  # bumps on every change; the autosaver compares it
-        self._saved_revision = 0
         self._clean_depth: int | None = 0  # undo depth that matches the file on disk
 
     # listeners
@@ -60,14 +59,7 @@ class ProjectDocument:
                 log.exception("project change listener failed")
         return event
 
-    # low level, for a QUndoStack wrapper
-    def apply(self, command: Command) -> ChangeEvent:
-        return self._emit(command.redo(self.project))
-
-    def revert(self, command: Command) -> ChangeEvent:
-        return self._emit(command.undo(self.project))
-
-    # own undo stack
+    # the undo history (the GUI's QUndoStack mirrors it, see ui/undo.py)
     def execute(self, command: Command, *, merge: bool = False) -> ChangeEvent:
         """Apply `command` and push it; with `merge`, fold it into the previous compatible one."""
         event = command.redo(self.project)
@@ -97,6 +89,9 @@ class ProjectDocument:
         self._undo.append(command)
         return self._emit(command.redo(self.project))
 
+    def undo_depth(self) -> int:
+        return len(self._undo)
+
     def can_undo(self) -> bool:
         return bool(self._undo)
 
@@ -113,19 +108,16 @@ class ProjectDocument:
     def is_modified(self) -> bool:
         """Whether the project differs from the last save (or load).
 
-        With our own stack this follows the undo depth, so undoing back to the saved state is
-        "unmodified". A GUI that drives apply()/revert() from its own QUndoStack leaves our stack
-        empty; then any change counts, and the wrapper calls mark_saved() on its clean signal.
+        It follows the undo depth, so undoing back to the saved state is "unmodified".
         """
-        if self._undo or self._redo:
-            return self._clean_depth != len(self._undo)
-        if self._clean_depth is None:
-            return True
-        return self.revision != self._saved_revision
+        return self._clean_depth != len(self._undo)
 
     def mark_saved(self) -> None:
         self._clean_depth = len(self._undo)
-        self._saved_revision = self.revision
+
+    def mark_unsaved(self) -> None:
+        """No state in the history matches the file (e.g. a recovered autosave)."""
+        self._clean_depth = None
 
     def save(self, path: Path | None = None) -> Path:
         written = save_project(self.project, path)

@@ -1,9 +1,11 @@
-"""QUndoStack on top of the project's own command system.
+"""Qt's undo stack as a view of the project's one undo history.
 
-The project commands (plain Python, shared with the CLI) do the editing and emit change events;
-this bridge only gives Qt's undo stack, menu texts and clean state something to hold. A command
-is applied *before* it is pushed: `QUndoCommand.redo()` is called from C++, where a Python
-exception cannot reach the caller, so validation errors must surface first.
+The history is `ProjectDocument`'s (shared with the CLI): pushing here executes the command on
+the document, and Qt's undo/redo call the document's undo/redo, so both stacks always hold the
+same steps and "modified" has one meaning. Qt's stack only supplies menu actions, texts, macros
+and the clean signal. A command is executed *before* it is pushed: `QUndoCommand.redo()` is
+called from C++, where a Python exception cannot reach the caller, so validation errors must
+surface first.
 """
 
 from __future__ import annotations
@@ -21,28 +23,31 @@ MERGE_ID = 0x5EED  # QUndoCommand ids >= 0 are offered to mergeWith()
 
 
 class _CommandAdapter(QUndoCommand):
-    def __init__(self, document: ProjectDocument, command: Command, mergeable: bool) -> None:
+    def __init__(self, document: ProjectDocument, command: Command, mergeable: bool,
+                 merged: bool) -> None:
         super().__init__(command.text)
         self.document = document
         self.command = command
         self._mergeable = mergeable
-        self._skip_first_redo = True  # already applied by UndoBridge.push
+        # The document already folded this command into its previous step (one gesture, one
+        # undo step): Qt must fold it too, without merging the commands a second time.
+        self.merged_into_previous = merged
+        self._skip_first_redo = True  # already executed by UndoBridge.push
 
     def redo(self) -> None:
         if self._skip_first_redo:
             self._skip_first_redo = False
             return
-        self.document.apply(self.command)
+        self.document.redo()
 
     def undo(self) -> None:
-        self.document.revert(self.command)
+        self.document.undo()
 
     def id(self) -> int:
         return MERGE_ID if self._mergeable else -1
 
     def mergeWith(self, other: QUndoCommand) -> bool:
-        # Many small edits of one gesture (spin box steps, a slider drag) become one undo step.
-        return isinstance(other, _CommandAdapter) and self.command.merge_with(other.command)
+        return isinstance(other, _CommandAdapter) and other.merged_into_previous
 
 
 class UndoBridge(QObject):
@@ -57,12 +62,14 @@ class UndoBridge(QObject):
         self.stack.cleanChanged.connect(self._on_stack_clean_changed)
 
     def push(self, command: Command, *, merge: bool = False) -> None:
-        """Apply `command` (ProjectError and no change when invalid), then record it."""
-        self.document.apply(command)
-        self.stack.push(_CommandAdapter(self.document, command, merge))
+        """Execute `command` (ProjectError and no change when invalid), then record it."""
+        depth = self.document.undo_depth()
+        self.document.execute(command, merge=merge)
+        merged = self.document.undo_depth() == depth
+        self.stack.push(_CommandAdapter(self.document, command, merge, merged))
 
     def is_modified(self) -> bool:
-        return not self.stack.isClean()
+        return self.document.is_modified()
 
     @contextmanager
     def macro(self, text: str) -> Iterator[None]:
@@ -83,6 +90,7 @@ class UndoBridge(QObject):
         self.stack.clear()
         if modified:
             self.stack.resetClean()  # no index matches the file on disk
+            document.mark_unsaved()
         self.modified_changed.emit(self.is_modified())
 
     def _on_stack_clean_changed(self, clean: bool) -> None:

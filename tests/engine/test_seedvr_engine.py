@@ -243,3 +243,9 @@ def test_settings_describe_and_defaults() -> None:
     s = RunSettings()
     assert "whole chunk" in s.describe()
     assert "tiles" in RunSettings(tile=32, offload_dit=True).describe()
+
+
+def test_unknown_options_are_refused_like_the_classic_engine() -> None:
+    with pytest.raises(UserError, match="colour_fix"):
+        SeedVREngine("seedvr2-3b", colour_fix="lab")  # a typo of color_fix
+    SeedVREngine("seedvr2-3b", strength=1.0, prompt="old tape")  # project-wide, unused here

@@ -75,6 +75,13 @@ def seedvr_caps(name: str, description: str) -> EngineCaps:
                       default_area=OFFICIAL_AREA)
 
 
+# Options every project carries that SeedVR has no use for: "strength" (the classic engine's
+# knob), "prompt" (the official models run on the released text embedding; a prompt would need
+# the T5 encoder, which is not shipped) and "model" (the engine name already names the model).
+# Anything else unknown is a typo and refused, as the classic engine does.
+ACCEPTED_UNUSED_OPTIONS = frozenset({"strength", "prompt", "model"})
+
+
 class SeedVREngine(Engine):
     """One loaded SeedVR model restoring chunks on one device."""
 
@@ -86,8 +93,9 @@ class SeedVREngine(Engine):
                  compile: bool = False, dit_window: int | None = None,
                  vae_tile: int | None = None,
                  stage_hook: StageHook | None = None, **ignored: Any) -> None:
-        if ignored:
-            log.debug("seedvr engine ignores options %s", sorted(ignored))
+        unknown = sorted(set(ignored) - ACCEPTED_UNUSED_OPTIONS)
+        if unknown:
+            raise UserError(f"unknown SeedVR engine option(s): {', '.join(unknown)}")
         if color_fix not in COLOR_FIXES:
             raise UserError(f"unknown colour fix {color_fix!r} (choose {', '.join(COLOR_FIXES)})")
         if offload not in ("auto", "none", "dit", "stream"):
