@@ -4,21 +4,27 @@ Importing this module is cheap on purpose (argparse and the standard library onl
 started through it, and torch or PyAV load only inside the command that needs them.
 
 Exit status: 0 success, 1 a user error (one line, no traceback), 2 an internal error (short
-message plus the log file's path; the traceback is in the log), 130 cancelled with Ctrl-C.
+message plus the log file's path; the traceback is in the log), 130 cancelled with Ctrl-C, 143
+stopped by SIGTERM (after the same clean-up as Ctrl-C).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import logging
+import math
+import os
+import signal
 import sys
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
 from seedvr_desktop import __version__, vocab
-from seedvr_desktop.errors import UserError
+from seedvr_desktop.errors import Terminated, UserError
 
 if TYPE_CHECKING:
     from seedvr_desktop.engine.job import RestoreJob
@@ -27,9 +33,11 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 # Modules that add their own subcommands through `register(subparsers)`.
-COMMAND_MODULES = ("seedvr_desktop.cli_project", "seedvr_desktop.cli_models")
+COMMAND_MODULES = ("seedvr_desktop.cli_project", "seedvr_desktop.cli_models",
+                   "seedvr_desktop.cli_train")
 # Words that are commands even if a file of that name exists in the current folder.
-_COMMAND_WORDS = frozenset({"restore", "probe", "demo", "project", "render", "models"})
+_COMMAND_WORDS = frozenset({"restore", "probe", "demo", "project", "render", "models",
+                            "train"})
 # Where several inputs go into one folder: the container each codec prefers.
 _DEFAULT_EXTENSION = {"h264": ".mp4", "h265": ".mp4", "prores": ".mov", "ffv1": ".mkv"}
 
@@ -48,7 +56,8 @@ def parse_time(text: str) -> float:
         parts = [float(p) for p in text.strip().split(":")]
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a time: {text!r}") from None
-    if not 1 <= len(parts) <= 3 or any(p < 0 for p in parts):
+    # float() also reads "nan", "inf" and "1e400": none of them is a time on a clip.
+    if not 1 <= len(parts) <= 3 or any(not math.isfinite(p) or p < 0 for p in parts):
         raise argparse.ArgumentTypeError(f"not a time: {text!r}")
     seconds = 0.0
     for p in parts:
@@ -130,7 +139,8 @@ def _add_restore(sub: argparse._SubParsersAction) -> None:
     size.add_argument("--size", type=parse_size, metavar="WxH", help="exact output size")
     p.add_argument("--start", type=parse_time, metavar="T", help="start time ([h:]m:s or s)")
     p.add_argument("--end", type=parse_time, metavar="T", help="end time ([h:]m:s or s)")
-    p.add_argument("--codec", choices=vocab.VIDEO_CODECS, default="h264")
+    p.add_argument("--codec", choices=vocab.VIDEO_CODECS, default=None,
+                   help="video codec (default: h264, or png for a folder of frames)")
     p.add_argument("--crf", type=int, help="quality for h264/h265 (lower is better)")
     p.add_argument("--preset", help="encoder speed preset for h264/h265, e.g. medium, slow")
     p.add_argument("--bit-depth", type=int, choices=vocab.BIT_DEPTHS, default=8)
@@ -224,20 +234,25 @@ def jobs_from_args(args: argparse.Namespace) -> list[RestoreJob]:
     from seedvr_desktop.engine.job import RestoreJob, SizeRule
     from seedvr_desktop.media.codecs import EncodeSettings
 
-    encode = EncodeSettings(codec=args.codec, crf=args.crf, preset=args.preset,
+    inputs: list[Path] = args.inputs
+    out: Path = args.output
+    from seedvr_desktop.engine.plan import check_output_name
+
+    check_output_name(out)  # before any look at the path: a stat of it fails too
+    codec = _codec_for(args, out, len(inputs))
+    encode = EncodeSettings(codec=codec, crf=args.crf, preset=args.preset,
                             bit_depth=args.bit_depth, audio=args.audio,
                             subtitles=not args.no_subtitles)
     rule = SizeRule(scale=args.scale, short_side=args.short_side, size=args.size)
-    if (args.scale is not None and args.scale <= 0) or \
-            (args.short_side is not None and args.short_side < 2):
-        raise UserError("the output size must be positive")
+    if args.scale is not None and not (args.scale > 0 and math.isfinite(args.scale)):
+        raise UserError(f"--scale must be a positive number, not {args.scale:g}")
+    if args.short_side is not None and args.short_side < 2:
+        raise UserError(f"--short-side must be at least 2 pixels, not {args.short_side}")
     options = engine_options_from_args(args)
     engine = args.engine
     if engine == "auto" and "model_dir" in options:
         engine = "seedvr"  # a model folder names the model: the generic folder engine runs it
-    inputs: list[Path] = args.inputs
-    out: Path = args.output
-    folder_mode = len(inputs) > 1 or (out.is_dir() and args.codec != "png")
+    folder_mode = len(inputs) > 1 or (out.is_dir() and codec != "png")
     if folder_mode:
         if out.exists() and not out.is_dir():
             raise UserError(f"{out} must be a folder when restoring several inputs")
@@ -247,7 +262,7 @@ def jobs_from_args(args: argparse.Namespace) -> list[RestoreJob]:
     jobs = []
     taken: dict[Path, Path] = {}  # output -> the input that claimed it
     for src in inputs:
-        target = _output_for(src, out, args.codec) if folder_mode else out
+        target = _output_for(src, out, codec) if folder_mode else out
         if target in taken:
             # Camera folders repeat names (DCIM/100*/MVI_0001.MOV): never let one result
             # silently replace another; number the later ones instead.
@@ -257,7 +272,51 @@ def jobs_from_args(args: argparse.Namespace) -> list[RestoreJob]:
                                size=rule, start_time=args.start, end_time=args.end,
                                encode=encode, resume=args.resume, overwrite=args.overwrite,
                                seed=args.seed, engine_options=dict(options)))
+    refuse_input_as_output(jobs)
     return jobs
+
+
+def _codec_for(args: argparse.Namespace, out: Path, count: int) -> str:
+    """The codec the user asked for, or the default for this output.
+
+    Without --codec an extension-less output that is a folder (or not there yet) means PNG
+    frames, anything else h264. An extension-less path that exists and is not a folder (a file,
+    /dev/null) is neither a video name nor a folder: refused before anything is decoded.
+    """
+    given: str | None = args.codec
+    if out.suffix == "" and out.exists() and not out.is_dir() and given != "png":
+        raise UserError(f"{out} is an existing file without an extension; give a video file "
+                        f"name such as {out.name}.mp4, or a folder for PNG frames")
+    if given is not None:
+        if given != "png" and count == 1 and out.suffix == "" and not out.is_dir():
+            raise UserError(f"--codec {given} needs a video file name such as {out.name}.mp4 "
+                            "(an output without an extension is a folder of PNG frames)")
+        return str(given)
+    if count == 1 and out.suffix == "" and not out.is_dir():
+        return "png"
+    return "h264"
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return a.exists() and b.exists() and os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def refuse_input_as_output(jobs: list[RestoreJob]) -> None:
+    """No job may write over a file that is an input of the same command (refused up front:
+    job 1 would replace input 2 before job 2 reads it)."""
+    for job in jobs:
+        out = Path(job.output_path)
+        for other in jobs:
+            src = Path(other.input_path)
+            if out.absolute() == src.absolute() or _same_file(out, src):
+                if other is job:
+                    raise UserError(f"the output {out} would overwrite the input; choose "
+                                    "another output name")
+                raise UserError(f"restoring {job.input_path} would write {out}, which would "
+                                f"overwrite the input {src}; choose another output folder")
 
 
 def cmd_restore(args: argparse.Namespace) -> int:
@@ -400,11 +459,79 @@ def _paths_to_open(args: list[str]) -> bool:
         for a in args)
 
 
+EXIT_TERMINATED = 143
+
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    raise Terminated()
+
+
+def _safe_stdio() -> None:
+    """Streams that cannot fail the command.
+
+    A closed stderr (`2>&-`) leaves sys.stderr None, and every message would crash the
+    command: messages then go nowhere. A terminal whose encoding cannot show a caption's or a
+    file name's characters (LANG=C on an old system, PYTHONIOENCODING=ascii) gets escapes
+    instead of a UnicodeEncodeError."""
+    for name in ("stdout", "stderr"):
+        stream = getattr(sys, name)
+        if stream is None or _closed(stream):
+            setattr(sys, name, open(os.devnull, "w", encoding="utf-8"))  # noqa: SIM115
+            continue
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            with contextlib.suppress(ValueError, OSError):  # one that cannot change stays
+                reconfigure(errors="backslashreplace")
+
+
+def _closed(stream: object) -> bool:
+    try:
+        fileno = stream.fileno()  # type: ignore[attr-defined]
+    except (AttributeError, ValueError, OSError):
+        return bool(getattr(stream, "closed", False))
+    try:
+        os.fstat(fileno)
+    except OSError:
+        return True
+    return False
+
+
+def _dash_hint(args_list: list[str], message: str) -> str:
+    """`restore -dash.mp4` reads as an unknown option: point at `./-dash.mp4` or `--`."""
+    if "required" not in message and "unrecognized" not in message:
+        return message
+    for arg in args_list:
+        if arg.startswith("-") and arg != "-" and not arg.startswith("--") and \
+                (Path(arg).exists() or Path(arg).suffix.lower() in _MEDIA_SUFFIXES):
+            return (f"{message}; a file named {arg} reads as an option: write ./{arg} "
+                    "or put -- before it")
+    return message
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of `seedvr-desktop` and `python -m seedvr_desktop`."""
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    _safe_stdio()
+    return _main(args_list)
+
+
+@contextlib.contextmanager
+def _sigterm_stops() -> Iterator[None]:
+    """SIGTERM during a command raises Terminated (message, exit 143) instead of killing the
+    process silently; a running job turns it into a clean cancel (cli_progress)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _main(args_list: list[str]) -> int:
     from seedvr_desktop.log import current_log_file, setup_logging
 
-    args_list = list(sys.argv[1:] if argv is None else argv)
     try:
         if not args_list:
             setup_logging()
@@ -413,16 +540,23 @@ def main(argv: Sequence[str] | None = None) -> int:
             setup_logging()
             return _run_gui(args_list)  # "Open with": the GUI with these files
         parser = build_parser()
-        args = parser.parse_args(args_list)
+        try:
+            args = parser.parse_args(args_list)
+        except UserError as exc:
+            raise UserError(_dash_hint(args_list, str(exc))) from None
         setup_logging(verbose=args.verbose)
         if args.self_test:
             return _run_self_test()
         if not getattr(args, "func", None):
             return _run_gui([])
-        return int(args.func(args) or 0)
+        with _sigterm_stops():
+            return int(args.func(args) or 0)
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    except Terminated:
+        print("terminated", file=sys.stderr)
+        return EXIT_TERMINATED
     except KeyboardInterrupt:
         print("cancelled", file=sys.stderr)
         return 130

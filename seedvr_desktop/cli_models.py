@@ -39,6 +39,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
+    try:
+        return _list(args)
+    except BrokenPipeError:
+        # `models list | head -c5`: the reader left; exit quietly, and keep Python from
+        # complaining again when it flushes stdout at exit.
+        import os
+
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
+
+
+def _list(args: argparse.Namespace) -> int:
     root = store.models_root()
     print(f"models folder: {root}")
     print(f"{'name':<18} {'status':<12} {'download':>9}  description")
@@ -51,6 +64,10 @@ def _cmd_list(args: argparse.Namespace) -> int:
         else:
             status = "-"
         print(f"{m.name:<18} {status:<12} {m.approx_gb:>7.1f}GB  {m.description}")
+        folder = root / m.name
+        if folder.is_dir():
+            for line in _file_lines(folder):
+                print(line)
     print("download with: seedvr-desktop models download NAME")
     return 0
 
@@ -92,6 +109,23 @@ def _cmd_verify(args: argparse.Namespace) -> int:
 def _cmd_path(args: argparse.Namespace) -> int:
     print(store.model_dir(args.name) if args.name else store.models_root())
     return 0
+
+
+def _file_lines(folder: Path) -> list[str]:
+    """One line per weight file: name, format (from its header) and size."""
+    from seedvr_desktop.errors import ModelError
+    from seedvr_desktop.models.loading import weight_file_info
+
+    lines = []
+    for path in sorted(folder.iterdir()):
+        if path.suffix not in (".pth", ".pt", ".safetensors", ".gguf") or not path.is_file():
+            continue
+        try:
+            fmt = weight_file_info(path).format
+        except (OSError, ValueError, ModelError):
+            fmt = "damaged or not a model file"
+        lines.append(f"    {path.name:<44} {fmt:<24} {path.stat().st_size / 1e9:7.2f} GB")
+    return lines
 
 
 class _HashProgress:

@@ -3,7 +3,9 @@
 Shared by `restore`, `render` and `demo`. On a TTY the bar redraws one line; otherwise (logs,
 CI, pipes) a plain line is printed every few seconds. The first Ctrl-C asks the pipeline to
 stop between chunks (it removes its partial output and keeps finished work for --resume); a
-second Ctrl-C interrupts at once.
+second Ctrl-C interrupts at once. SIGTERM does the same clean-up and the command exits 143.
+Once the output file is being written the job is past the point of cancelling: it finishes the
+file and says so.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ if TYPE_CHECKING:
     from seedvr_desktop.engine.job import RestoreJob
 
 EXIT_CANCELLED = 130
+EXIT_TERMINATED = 143  # 128 + SIGTERM, as a shell reports a process killed by it
 _PLAIN_INTERVAL = 5.0  # seconds between lines when stderr is not a terminal
 _BAR_WIDTH = 28
 
@@ -81,38 +84,80 @@ class ProgressPrinter:
 
 
 class _CtrlC:
-    """First SIGINT sets the cancel event; the second raises KeyboardInterrupt."""
+    """First SIGINT (or SIGTERM) sets the cancel event; the second raises KeyboardInterrupt.
+
+    `stage` is the job's latest stage: during "finalize" the pipeline no longer looks at the
+    cancel event (the frames are all restored, only the file is being put together), so the
+    message says the file is being finished instead of promising a cancel."""
 
     def __init__(self, cancel: threading.Event) -> None:
         self.cancel = cancel
-        self._previous: object = None
+        self.stage = ""
+        self.terminated = False
+        self._previous: dict[int, object] = {}
 
     def __enter__(self) -> _CtrlC:
         if threading.current_thread() is threading.main_thread():
-            self._previous = signal.signal(signal.SIGINT, self._handle)
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._previous[sig] = signal.signal(sig, self._handle)
         return self
 
     def _handle(self, signum: int, frame: object) -> None:
+        if signum == signal.SIGTERM:
+            self.terminated = True
         if self.cancel.is_set():
+            if self.terminated:
+                from seedvr_desktop.errors import Terminated
+
+                raise Terminated
             raise KeyboardInterrupt
         self.cancel.set()
-        sys.stderr.write("\ncancelling after the current chunk (Ctrl-C again to abort)\n")
+        again = "stop again" if signum == signal.SIGTERM else "Ctrl-C again"
+        if self.stage == "finalize":
+            text = f"finishing the output file first ({again} to abort and lose it)"
+        else:
+            text = f"cancelling after the current chunk ({again} to abort)"
+        _write(f"\n{text}\n")
 
     def __exit__(self, *exc: object) -> None:
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)  # type: ignore[arg-type]
+        for sig, previous in self._previous.items():
+            signal.signal(sig, previous)  # type: ignore[arg-type]
+        self._previous = {}
 
 
-def drive(events: Iterator[ProgressEvent], printer: ProgressPrinter) -> str:
+def _write(text: str) -> None:
+    """A message on stderr that never fails the job (stderr closed or a broken pipe)."""
+    try:
+        sys.stderr.write(text)
+        sys.stderr.flush()
+    except (OSError, ValueError, AttributeError):
+        pass
+
+
+def drive(events: Iterator[ProgressEvent], printer: ProgressPrinter,
+          ctrl_c: _CtrlC | None = None) -> str:
     """Consume a job's events, printing them; returns the final stage ("done"/"cancelled")."""
     stage = ""
     try:
         for event in events:
+            if event.stage == "cancelled" and "kept" not in (event.message or ""):
+                # Nothing was journaled yet (a clip shorter than one segment, or a stop
+                # before the first one closed): say so, rather than a bare "cancelled".
+                event = _with_message(event, "cancelled; no finished part to keep, so "
+                                      "--resume would start from the beginning")
             printer.show(event)
             stage = event.stage
+            if ctrl_c is not None:
+                ctrl_c.stage = stage
     finally:
         printer.finish()
     return stage
+
+
+def _with_message(event: ProgressEvent, message: str) -> ProgressEvent:
+    from dataclasses import replace
+
+    return replace(event, message=message)
 
 
 def run_job_with_progress(job: RestoreJob, *, label: str = "",
@@ -122,6 +167,8 @@ def run_job_with_progress(job: RestoreJob, *, label: str = "",
 
     cancel = cancel or threading.Event()
     printer = ProgressPrinter(label=label)
-    with _CtrlC(cancel):
-        stage = drive(run_restore(job, cancel), printer)
-    return 0 if stage == "done" else EXIT_CANCELLED
+    with _CtrlC(cancel) as ctrl_c:
+        stage = drive(run_restore(job, cancel), printer, ctrl_c)
+    if stage == "done":
+        return 0
+    return EXIT_TERMINATED if ctrl_c.terminated else EXIT_CANCELLED

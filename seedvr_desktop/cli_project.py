@@ -8,10 +8,12 @@ on a laptop can be rendered headless on a GPU box.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import re
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -49,14 +51,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     info.add_argument("--json", action="store_true", help="machine-readable output")
     info.set_defaults(func=cmd_info)
 
-    caption = commands.add_parser("caption", help="add a caption to a clip")
+    caption = commands.add_parser(
+        "caption", help="add a caption to a clip, or import a subtitle file (.srt/.vtt/.ass)")
     caption.add_argument("file", type=Path, metavar="FILE")
+    caption.add_argument("--import", dest="import_file", type=Path, metavar="SUBS",
+                         help="add every caption of an .srt, .vtt, .ass or .ssa file to the clip "
+                              "(instead of --start/--end/--text)")
     caption.add_argument("--clip", type=int, required=True, metavar="N",
                          help="clip number (1-based)")
-    caption.add_argument("--start", type=parse_time, required=True, metavar="T",
+    caption.add_argument("--start", type=parse_time, metavar="T",
                          help="seconds from the clip's first frame, or [h:]m:s")
-    caption.add_argument("--end", type=parse_time, required=True, metavar="T")
-    caption.add_argument("--text", required=True, metavar="S",
+    caption.add_argument("--end", type=parse_time, metavar="T")
+    caption.add_argument("--text", metavar="S",
                          help="caption text (\\n for a new line)")
     caption.add_argument("--position", choices=vocab.CAPTION_POSITIONS, default="bottom")
     caption.set_defaults(func=cmd_caption)
@@ -78,6 +84,7 @@ def cmd_create(args: argparse.Namespace) -> int:
     from seedvr_desktop.project.model import Clip, MediaRef, ProbeSummary, Project
 
     out: Path = args.output.absolute()
+    _check_project_target(out, args.media)
     if out.exists() and not args.force:
         raise UserError(f"{out} already exists (use --force to replace it)")
     if not out.parent.is_dir():
@@ -109,6 +116,45 @@ def cmd_create(args: argparse.Namespace) -> int:
     save_project(project, out, backup=args.force)
     print(f"created {out} with {len(project.clips)} clip(s)")
     return 0
+
+
+def _is_project_file(path: Path) -> bool:
+    from seedvr_desktop.project.serialize import load_project
+
+    try:
+        load_project(path)
+    except Exception:  # any failure to read it as a project: not one
+        return False
+    return True
+
+
+def _is_media_file(path: Path) -> bool:
+    from seedvr_desktop.media.probe import probe
+
+    try:
+        info = probe(path)
+    except Exception:  # not readable as media: not media
+        return False
+    return info.video is not None or bool(info.audio)
+
+
+def _check_project_target(out: Path, media: list[Path]) -> None:
+    """A project is written only to a .svrproj name (or over an existing project file), never
+    over a media file: `project create --force v.mp4 w.mp4` must not turn a video into JSON."""
+    from seedvr_desktop.project.model import PROJECT_SUFFIX
+
+    if any(out == m.absolute() for m in media):
+        raise UserError(f"{out.name} is one of the media files; give the project a name ending "
+                        f"in {PROJECT_SUFFIX}")
+    if out.is_dir():
+        raise UserError(f"{out} is a folder; give a project file name ending in {PROJECT_SUFFIX}")
+    if out.suffix.lower() != PROJECT_SUFFIX:
+        if out.exists() and _is_project_file(out):
+            return  # an existing project under another name may be replaced with --force
+        raise UserError(f"a project file name must end in {PROJECT_SUFFIX}, not {out.name} "
+                        f"(e.g. {out.stem}{PROJECT_SUFFIX})")
+    if out.exists() and not _is_project_file(out) and _is_media_file(out):
+        raise UserError(f"{out} is a media file, not a project; it is never replaced")
 
 
 def _info_dict(project: Any) -> dict[str, Any]:
@@ -193,16 +239,133 @@ def cmd_caption(args: argparse.Namespace) -> int:
     from seedvr_desktop.project.model import Caption
     from seedvr_desktop.project.serialize import load_project
 
-    document = ProjectDocument(load_project(args.file))
-    project = document.project
-    if not 1 <= args.clip <= len(project.clips):
-        raise UserError(f"there is no clip {args.clip} (the project has {len(project.clips)})")
-    clip = project.clips[args.clip - 1]
+    if args.import_file is not None:
+        return _import_captions(args)
+    if args.start is None or args.end is None or args.text is None:
+        raise UserError("give --start, --end and --text, or --import a subtitle file")
     text = args.text.replace("\\n", "\n")
-    document.execute(AddCaption(clip.id, Caption(args.start, args.end, text, args.position)))
-    document.save()
+    if not text.strip():
+        raise UserError("the caption text is empty")
+    if args.end <= args.start:
+        raise UserError(f"the caption must end after it starts ({args.start:g} s to "
+                        f"{args.end:g} s)")
+    # Read, change and write under the project's lock: concurrent edits wait for each other
+    # instead of each saving its own copy over the others'.
+    with project_lock(args.file):
+        document = ProjectDocument(load_project(args.file))
+        project = document.project
+        if not 1 <= args.clip <= len(project.clips):
+            raise UserError(f"there is no clip {args.clip} (the project has "
+                            f"{len(project.clips)})")
+        clip = project.clips[args.clip - 1]
+        length = _clip_seconds(project, clip)
+        if length is not None and args.start >= length:
+            raise UserError(f"the caption starts at {args.start:g} s, after clip {args.clip} "
+                            f"ends ({length:.2f} s)")
+        document.execute(AddCaption(clip.id, Caption(args.start, args.end, text,
+                                                     args.position)))
+        document.save(_save_target(args.file))
     print(f"added caption to clip {args.clip}: {args.start:.2f}-{args.end:.2f} s")
     return 0
+
+
+def _import_captions(args: argparse.Namespace) -> int:
+    """`project caption FILE --clip N --import SUBS`: one undoable step for the whole file."""
+    from seedvr_desktop.project.captions import import_caption_file
+    from seedvr_desktop.project.commands import AddCaption
+    from seedvr_desktop.project.document import ProjectDocument
+    from seedvr_desktop.project.serialize import load_project
+
+    with project_lock(args.file):
+        document = ProjectDocument(load_project(args.file))
+        project = document.project
+        if not 1 <= args.clip <= len(project.clips):
+            raise UserError(f"there is no clip {args.clip} (the project has "
+                            f"{len(project.clips)})")
+        clip = project.clips[args.clip - 1]
+        imported = import_caption_file(args.import_file, duration=_clip_seconds(project, clip))
+        for problem in imported.problems:
+            print(f"note: {problem}", file=sys.stderr)
+        for caption in imported.captions:
+            document.execute(AddCaption(clip.id, caption))
+        document.save(_save_target(args.file))
+    print(f"imported {len(imported.captions)} caption(s) into clip {args.clip} from "
+          f"{args.import_file.name}")
+    return 0
+
+
+def _clip_seconds(project: Any, clip: Any) -> float | None:
+    """The clip's length in seconds, or None where the probe does not say."""
+    media = project.media_by_id(clip.media_id)
+    first, stop = project.clip_frame_range(clip)
+    fps = media.probe.fps()
+    if stop is None or not fps or media.probe.is_image:
+        return None
+    return float((stop - first) / fps)
+
+
+def _save_target(path: Path) -> Path:
+    """Where saving `path` lands: a symlinked project is written through to its target, so
+    the link stays a link (and the media paths stay relative to the real file)."""
+    from seedvr_desktop.fsutil import resolve_target
+
+    return resolve_target(Path(path).absolute())
+
+
+PROJECT_LOCK_WAIT = 30.0  # seconds an edit waits for another edit of the same project
+
+
+@contextlib.contextmanager
+def project_lock(path: Path) -> Iterator[None]:
+    """Hold the project's OS lock (a hidden `.NAME.lock` beside the real file, removed after)
+    for one read-modify-write; another process's edit waits up to PROJECT_LOCK_WAIT."""
+    from seedvr_desktop.fsutil import ExclusiveLock, LockBusy, sibling_name
+
+    target = _save_target(path)
+    lock = ExclusiveLock(sibling_name(target, "lock", unique=False), timeout=PROJECT_LOCK_WAIT)
+    try:
+        lock.acquire()
+    except LockBusy:
+        raise UserError(f"{target.name} is being changed by another program; try again when "
+                        "it has finished") from None
+    except OSError as exc:  # a read-only folder: the edit's own save would fail the same way
+        raise UserError(f"cannot change {target}: {exc.strerror or exc}") from None
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+def _check_export_folder(project: Any) -> None:
+    """The export folder must be (or be makeable as) a writable folder: say so in one line
+    before any clip is rendered."""
+    import os
+
+    from seedvr_desktop.render.project import output_folder
+
+    folder = Path(output_folder(project))
+    probe = folder
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if not probe.is_dir():
+        raise UserError(f"the export folder {folder} cannot be used: {probe} is a file")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise UserError(f"the export folder {folder} cannot be used: {probe} is read-only")
+
+
+def _warn_changed_media(project: Any, items: list[Any]) -> None:
+    """A media file replaced by other content since it was added renders, with a warning."""
+    from seedvr_desktop.project.fingerprint import matches
+
+    seen: set[str] = set()
+    for item in items:
+        media = item.media
+        if media.id in seen or media.fingerprint is None:
+            continue
+        seen.add(media.id)
+        if not matches(Path(media.path), media.fingerprint):
+            print(f"warning: {Path(media.path).name} has changed since it was added to the "
+                  "project (different content); rendering it as it is now", file=sys.stderr)
 
 
 def cmd_render(args: argparse.Namespace) -> int:
@@ -211,9 +374,15 @@ def cmd_render(args: argparse.Namespace) -> int:
     from seedvr_desktop.render.project import build_render_items
 
     project = load_project(args.file)
-    items = build_render_items(
-        project, clips=args.clip, resume=args.resume, overwrite=args.overwrite
-    )
+    _check_export_folder(project)
+    try:
+        items = build_render_items(
+            project, clips=args.clip, resume=args.resume, overwrite=args.overwrite
+        )
+    except OSError as exc:  # the export folder could not be made or written
+        raise UserError(f"cannot write the export: {exc.strerror or exc}"
+                        f"{f' ({exc.filename})' if exc.filename else ''}") from None
+    _warn_changed_media(project, items)
     for position, item in enumerate(items, start=1):
         print(f"[{position}/{len(items)}] clip {item.number}: {item.media.path.name} -> "
               f"{item.job.output_path}", file=sys.stderr)

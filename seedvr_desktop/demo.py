@@ -27,7 +27,7 @@ SECONDS = 4
 SAMPLE_RATE = 48000
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("demo", help="restore a generated sample clip (no download)")
     p.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, metavar="FILE",
                    help="restored clip; the sample is written beside it "
@@ -75,7 +75,7 @@ def degrade(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
     h, w = image.shape[:2]
     small = cv2.resize(image, (w // 2, h // 2), interpolation=cv2.INTER_AREA).astype(np.float32)
-    small += rng.normal(0.0, 7.0, small.shape).astype(np.float32)
+    small += np.asarray(rng.normal(0.0, 7.0, small.shape), dtype=np.float32)
     return np.clip(small, 0, 255).astype(np.uint8)
 
 

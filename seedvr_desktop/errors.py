@@ -22,3 +22,7 @@ class ModelError(UserError):
 
 class Cancelled(Exception):
     """Raised inside long work when the user asked to stop; never an error for the user."""
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM: stop like Ctrl-C (the same clean-up), then exit 143 (128 + SIGTERM)."""

@@ -176,3 +176,66 @@ def remove_stale_temps(target: Path, tags: tuple[str, ...] = ("tmp",)) -> list[P
                 entry.unlink()
                 removed.append(entry)
     return removed
+
+
+class LockBusy(OSError):
+    """Another process holds the lock (callers turn this into a message for the user)."""
+
+
+class ExclusiveLock:
+    """An OS file lock (flock/LockFileEx through `filelock`) that also tidies its file.
+
+    The lock file is removed on release, while still held; an acquirer that got the lock on
+    a file already unlinked that way (it opened it just before) sees that the path no longer
+    names its file and tries again, so two holders can never both believe they own it.
+    """
+
+    def __init__(self, path: Path, *, timeout: float = 0.0) -> None:
+        self.path = Path(path)
+        self.timeout = timeout
+        self._lock: object | None = None
+
+    def acquire(self) -> ExclusiveLock:
+        import time
+
+        from filelock import FileLock, Timeout
+
+        deadline = time.monotonic() + max(self.timeout, 0.0)
+        while True:
+            lock = FileLock(self.path, timeout=max(deadline - time.monotonic(), 0.0),
+                            thread_local=False)
+            try:
+                lock.acquire()
+            except Timeout:
+                raise LockBusy(f"{self.path} is locked by another process") from None
+            fd = getattr(getattr(lock, "_context", None), "lock_file_fd", None)
+            try:
+                same = fd is None or os.path.samestat(os.fstat(fd), os.stat(self.path))
+            except OSError:
+                same = False
+            if same:
+                self._lock = lock
+                return self
+            lock.release()  # a file its last holder already removed: lock the new one
+            if time.monotonic() > deadline and self.timeout <= 0:
+                raise LockBusy(f"{self.path} is locked by another process")
+
+    def release(self, *, remove: bool = True) -> None:
+        lock = self._lock
+        if lock is None:
+            return
+        self._lock = None
+        if remove:
+            with contextlib.suppress(OSError):
+                self.path.unlink()
+        lock.release()  # type: ignore[attr-defined]
+
+    @property
+    def held(self) -> bool:
+        return self._lock is not None
+
+    def __enter__(self) -> ExclusiveLock:
+        return self.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()

@@ -46,20 +46,22 @@ def setup_logging(verbose: bool = False, *, console: bool = True) -> Path | None
             root.removeHandler(handler)
             handler.close()
     root.setLevel(logging.DEBUG)
-    path: Path | None = log_file()
+    path: Path | None = None
+    target = log_file()
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        target.parent.mkdir(parents=True, exist_ok=True)
         file_handler = logging.handlers.RotatingFileHandler(
-            path, maxBytes=5 << 20, backupCount=3, encoding="utf-8")
+            target, maxBytes=5 << 20, backupCount=3, encoding="utf-8")
         file_handler.setFormatter(logging.Formatter(_FILE_FORMAT))
         file_handler.setLevel(logging.DEBUG)
         file_handler._seedvr = True  # type: ignore[attr-defined]
         root.addHandler(file_handler)
+        path = target
     except OSError:
         path = None
     if console:
         stream = logging.StreamHandler(sys.stderr)
-        stream.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
+        stream.setFormatter(_OneLineFormatter("%(levelname)s: %(message)s"))
         stream.setLevel(logging.INFO if verbose else logging.WARNING)
         stream.addFilter(_not_file_only)
         stream._seedvr = True  # type: ignore[attr-defined]
@@ -69,6 +71,19 @@ def setup_logging(verbose: bool = False, *, console: bool = True) -> Path | None
         logging.getLogger(noisy).setLevel(logging.ERROR)
     _configured = path
     return path
+
+
+class _OneLineFormatter(logging.Formatter):
+    """The console gets the message only: a traceback (exc_info, stack_info) goes to the log
+    file, never to the user's terminal."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        saved = record.exc_info, record.exc_text, record.stack_info
+        record.exc_info = record.exc_text = record.stack_info = None
+        try:
+            return super().format(record)
+        finally:
+            record.exc_info, record.exc_text, record.stack_info = saved
 
 
 def _not_file_only(record: logging.LogRecord) -> bool:

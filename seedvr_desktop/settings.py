@@ -68,6 +68,25 @@ class Settings:
         del self.recent_projects[limit:]
 
 
+# Damaged settings files already warned about, as (path, size, mtime): settings are read by
+# several parts of one command, and one damaged file is worth one warning, not five. A file
+# changed since (repaired, or damaged again) warns again.
+_WARNED: set[tuple[str, int, int]] = set()
+
+
+def _warn_once(path: Path, text: str, exc: Exception) -> None:
+    try:
+        st = path.stat()
+        key = (str(path.absolute()), st.st_size, st.st_mtime_ns)
+    except OSError:
+        key = (str(path.absolute()), -1, -1)
+    if key in _WARNED:
+        log.debug("%s %s: %s", text, path, exc)
+        return
+    _WARNED.add(key)
+    log.warning("%s %s: %s", text, path, exc)
+
+
 def load_settings(folder: Path | None = None) -> Settings:
     """Read settings; a missing or damaged file gives defaults (never worth a crash)."""
     path = (folder or config_dir()) / SETTINGS_FILE
@@ -76,14 +95,14 @@ def load_settings(folder: Path | None = None) -> Settings:
     except FileNotFoundError:
         return Settings()
     except (OSError, ValueError) as exc:
-        log.warning("ignoring unreadable settings file %s: %s", path, exc)
+        _warn_once(path, "ignoring unreadable settings file", exc)
         return Settings()
     known = {f.name for f in fields(Settings)}
     values = {k: v for k, v in raw.items() if k in known} if isinstance(raw, dict) else {}
     try:
         return Settings(**values)
     except TypeError as exc:
-        log.warning("ignoring malformed settings in %s: %s", path, exc)
+        _warn_once(path, "ignoring malformed settings in", exc)
         return Settings()
 
 

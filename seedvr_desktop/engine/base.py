@@ -12,6 +12,7 @@ import threading
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from fractions import Fraction
+from typing import Any
 
 import numpy as np
 
@@ -80,6 +81,34 @@ class Engine(ABC):
 
     def close(self) -> None:  # noqa: B027 - optional hook, most engines hold nothing
         """Release models and caches; the engine is not used afterwards."""
+
+    def run_state(self) -> dict[str, Any] | None:
+        """What a resumed job must reuse to restore the same pictures (SeedVR: the memory plan
+        and its out-of-memory retries), as JSON data; None when the engine has nothing."""
+        return None
+
+    def use_run_state(self, state: dict[str, Any]) -> None:  # noqa: B027 - optional hook
+        """Adopt `state` recorded by `run_state` in an earlier run of this job (called after
+        `prepare`); raise UserError saying why when it cannot."""
+
+
+RUN_STATE_KEY = "engine_state"  # where the job journal keeps `Engine.run_state()`
+
+
+def resume_run_state(engine: Engine, journal: Any) -> None:
+    """After `prepare`: adopt the state the journal recorded (a resume), then record the
+    engine's current one, so the first segment's plan is known before it is committed."""
+    recorded = journal.extra.get(RUN_STATE_KEY)
+    if recorded is not None:
+        engine.use_run_state(recorded)
+    record_run_state(engine, journal)
+
+
+def record_run_state(engine: Engine, journal: Any) -> None:
+    """Store the engine's state in the journal when it changed (e.g. after an OOM retry)."""
+    state = engine.run_state()
+    if state is not None and journal.extra.get(RUN_STATE_KEY) != state:
+        journal.set_extra(**{RUN_STATE_KEY: state})
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ read from the OS) that should be decided once.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import platform
@@ -86,18 +87,55 @@ def default_dtype(device: torch.device) -> torch.dtype:
     default is fp32 because CPU bf16 convolutions are slower than fp32 on most desktop processors.
     """
     if device.type == "cuda":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return torch.bfloat16 if cuda_bf16_native(device) else torch.float16
     if device.type == "mps":
         return torch.bfloat16 if _mps_bf16_ok() else torch.float16
     return torch.float32
 
 
-def _mps_bf16_ok() -> bool:
+def cuda_bf16_native(device: torch.device | None = None) -> bool:
+    """True only where the GPU computes bf16 natively (compute capability 8.0+, Ampere on).
+
+    `torch.cuda.is_bf16_supported()` alone also says yes on Turing/Volta/Pascal, where bf16 is
+    emulated: no fused attention kernel exists for it there, so SDPA falls back to the math
+    kernel and its full score matrices (slow, and out of memory at 720p).
+    """
+    if not torch.cuda.is_available():
+        return False
     try:
-        torch.zeros(1, dtype=torch.bfloat16, device="mps")
+        return bool(torch.cuda.is_bf16_supported(including_emulation=False))
+    except TypeError:  # torch < 2.3 has no including_emulation; ask the capability instead
+        major, _minor = torch.cuda.get_device_capability(device)
+        return major >= 8
+
+
+@functools.lru_cache(maxsize=1)
+def _mps_bf16_ok() -> bool:
+    """bf16 on Apple GPUs needs macOS 14 (Sonoma); on older systems the dtype exists in torch
+    but kernels fail, so make and multiply a small tensor rather than trust the dtype."""
+    if not mps_available():
+        return False
+    try:
+        x = torch.ones(4, 4, dtype=torch.bfloat16, device="mps")
+        return bool(torch.isfinite((x @ x).float().sum()).item())
     except (RuntimeError, TypeError):
         return False
-    return True
+
+
+def attention_rounding(device: torch.device) -> torch.dtype | None:
+    """What the DiT attention rounds q/k/v to on this device: None = the official bf16 (fp16
+    for fp16 models); float32 (no rounding) on an Apple GPU without bf16."""
+    if device.type == "mps" and not _mps_bf16_ok():
+        return torch.float32
+    return None
+
+
+def synchronize(device: torch.device) -> None:
+    """Wait for queued GPU work, so wall-clock timings measure the work and not its launch."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    elif device.type == "mps" and hasattr(torch, "mps"):
+        torch.mps.synchronize()
 
 
 def parse_precision(name: str | None, device: torch.device) -> torch.dtype:
@@ -108,8 +146,11 @@ def parse_precision(name: str | None, device: torch.device) -> torch.dtype:
     if key not in _DTYPES:
         raise UserError(f"unknown precision {name!r} (choose {', '.join(PRECISION_CHOICES)})")
     dtype = _DTYPES[key]
-    if device.type == "cuda" and dtype == torch.bfloat16 and not torch.cuda.is_bf16_supported():
-        raise UserError("this GPU has no bf16 support; use --precision fp16 or fp32")
+    if device.type == "cuda" and dtype == torch.bfloat16 and not cuda_bf16_native(device):
+        raise UserError("this GPU has no native bf16 (it would be emulated, slowly); "
+                        "use --precision fp16 or fp32")
+    if device.type == "mps" and dtype == torch.bfloat16 and not _mps_bf16_ok():
+        raise UserError("this Apple GPU has no bf16 (needs macOS 14); use --precision fp16")
     if device.type == "cpu" and dtype == torch.float16:
         raise UserError("fp16 is not supported on the CPU; use --precision fp32 or bf16")
     return dtype

@@ -24,6 +24,7 @@ from seedvr_desktop.engine.chunking import plan_chunks, valid_length
 from seedvr_desktop.engine.job import RestoreJob, SizeRule
 from seedvr_desktop.engine.sizing import output_size
 from seedvr_desktop.errors import MediaError, UserError
+from seedvr_desktop.fsutil import NAME_MAX
 from seedvr_desktop.media.codecs import check_output, is_sequence_output
 from seedvr_desktop.media.images import is_image_path
 from seedvr_desktop.media.outputs import refuse_existing
@@ -67,11 +68,12 @@ def plan_job(job: RestoreJob) -> JobPlan:
     src, out = Path(job.input_path), Path(job.output_path)
     if out.exists() and src.exists() and out.resolve() == src.resolve():
         raise UserError("the output would overwrite the input; choose another output name")
+    check_output_name(out)
     info = probe(src)
     if info.video is None:
         raise MediaError(f"{src.name} has no picture (audio-only files cannot be restored)")
     name = registry.resolve_name(job.engine)
-    notes = (f"engine auto: using {name}",) if job.engine == "auto" else ()
+    notes: tuple[str, ...] = (f"engine auto: using {name}",) if job.engine == "auto" else ()
     caps = effective_caps(registry.engine_caps(name), job.engine_options)
     video = info.video
     source_size = (video.display_width, video.display_height)
@@ -82,7 +84,16 @@ def plan_job(job: RestoreJob) -> JobPlan:
         return JobPlan(src, out, name, caps, True, source_size, output_size, 0, 1, 1,
                        Fraction(1), False, notes)
     output_size = output_size_for(source_size, job.size, caps)
+    notes += _rounding_note(job.size, output_size)
+    if out.suffix == "" and out.exists() and not out.is_dir() and \
+            job.encode.codec.lower() != "png":
+        raise UserError(f"{out} is an existing file without an extension; give a video file "
+                        f"name such as {out.name}.mp4, or a folder for PNG frames")
     sequence = is_sequence_output(out, job.encode.codec)
+    if sequence:
+        from seedvr_desktop.engine.sinks import sequence_pattern
+
+        sequence_pattern(out)  # a bad frame-number pattern is refused before any work
     if not sequence:
         check_output(out, job.encode)
         refuse_existing(out, job.overwrite)  # before any progress line, so it is the only one
@@ -94,6 +105,28 @@ def plan_job(job: RestoreJob) -> JobPlan:
                              temporal_multiple=caps.temporal_multiple))
     return JobPlan(src, out, name, caps, False, source_size, output_size, first, stop, chunks,
                    video.frame_rate, sequence, notes)
+
+
+def check_output_name(out: Path) -> None:
+    """Refuse an output name the file system cannot hold, before any work is done.
+
+    The hidden temp and work names derived from it are shortened with a hash when needed
+    (fsutil.sibling_name), so the output's own name is the only one that can be too long."""
+    length = len(out.name.encode("utf-8", "surrogateescape"))
+    if length > NAME_MAX:
+        raise UserError(f"the output name is {length} bytes long; file systems allow at most "
+                        f"{NAME_MAX}: choose a shorter name")
+
+
+def _rounding_note(rule: SizeRule, size: tuple[int, int]) -> tuple[str, ...]:
+    """A --size the codec cannot take exactly (odd sides for 4:2:0 video) is rounded: say so."""
+    if rule.size is None:
+        return ()
+    want_w, want_h = rule.size
+    if (want_w and want_w != size[0]) or (want_h and want_h != size[1]):
+        return (f"--size {want_w}x{want_h} rounded to {size[0]}x{size[1]} (the nearest size "
+                "this engine and codec can write)",)
+    return ()
 
 
 def _option_int(options: dict[str, object], name: str) -> int | None:

@@ -35,7 +35,7 @@ def _thumbnail(image: np.ndarray) -> np.ndarray:
     if small.dtype == np.uint8:
         rgb8 = small
     elif small.dtype == np.uint16:
-        rgb8 = (small >> 8).astype(np.uint8)
+        rgb8 = (small.astype(np.uint16) >> 8).astype(np.uint8)
     else:  # float in [0, 1]
         rgb8 = np.clip(np.rint(small.astype(np.float32) * 255.0), 0, 255).astype(np.uint8)
     return cv2.cvtColor(rgb8, cv2.COLOR_RGB2HSV)

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from seedvr_desktop.errors import UserError
+from seedvr_desktop.fsutil import remove_stale_temps, resolve_target
 from seedvr_desktop.media.encoder import SegmentEncoder, VideoParams, image_to_array
 from seedvr_desktop.media.outputs import (
     is_write_failure,
@@ -34,6 +35,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 FRAMES_DIR = "frames"
+# Tags of the temps written next to a video output: the mux (fsutil.atomic_path) and the
+# subtitle track added after it (media/subtitles.py).
+STALE_TAGS = ("tmp", "subs.tmp")
 
 
 class OutputWriteError(UserError):
@@ -51,7 +55,8 @@ def writing(folder: Path) -> Iterator[None]:
     except OSError as exc:
         if not is_write_failure(exc):
             raise
-        log.warning("writing into %s failed", folder, exc_info=True)
+        # The traceback is for the log file; the user gets the one-line error raised below.
+        log.warning("writing into %s failed", folder, exc_info=True, extra={"file_only": True})
         raise OutputWriteError(str(unwritable_folder(folder, exc))) from exc
 
 
@@ -101,6 +106,10 @@ class SegmentSink:
         from seedvr_desktop.media.remux import mux_output
 
         req = request(self.journal.segment_files())
+        # Temps of this output that a killed run left (SIGKILL while the file was written):
+        # the work folder's lock says no other run writes this output, so they are stale.
+        for stale in remove_stale_temps(resolve_target(req.target), STALE_TAGS):
+            log.info("removed %s, left by an interrupted run", stale.name)
         with writing(req.target.parent):
             return mux_output(req)
 
@@ -115,9 +124,17 @@ def sequence_pattern(output: Path) -> tuple[Path, str]:
         return output, "frame_%06d.png"
     if output.suffix.lower() != ".png":
         raise UserError(f"PNG frames need a folder or a .png name, not {output.name}")
-    if re.search(r"%0?\d*d", output.name):
-        return output.parent, output.name
-    return output.parent, f"{output.stem}_%06d.png"
+    name = output.name
+    numbers = re.findall(r"%0?\d*d", name)
+    if not numbers and "%" not in name.replace("%%", ""):
+        if "%%" in name:
+            return output.parent, name[: -len(output.suffix)] + "_%06d" + output.suffix
+        return output.parent, f"{output.stem}_%06d.png"
+    rest = re.sub(r"%0?\d*d", "", name, count=1).replace("%%", "")
+    if len(numbers) != 1 or "%" in rest:
+        raise UserError(f"{name}: a frame-name pattern takes one frame number such as %06d "
+                        "and no other % fields (write %% for a percent sign)")
+    return output.parent, name
 
 
 class PngSink:

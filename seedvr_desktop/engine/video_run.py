@@ -20,7 +20,13 @@ from typing import Any
 import numpy as np
 
 from seedvr_desktop.engine import plan as job_planning
-from seedvr_desktop.engine.base import Engine, ProgressEvent, SourceInfo
+from seedvr_desktop.engine.base import (
+    Engine,
+    ProgressEvent,
+    SourceInfo,
+    record_run_state,
+    resume_run_state,
+)
 from seedvr_desktop.engine.chunk_stream import cuts_apply, restore_chunks, to_uint8
 from seedvr_desktop.engine.chunking import OverlapBlender, plan_chunks
 from seedvr_desktop.engine.job import RestoreJob
@@ -107,7 +113,6 @@ class VideoRun:
     # ------------------------------------------------------------------ main generator
 
     def events(self) -> Iterator[ProgressEvent]:
-        from seedvr_desktop.engine import registry
         from seedvr_desktop.media.reader import VideoReader
 
         plan, job = self.plan, self.job
@@ -127,11 +132,9 @@ class VideoRun:
             # Loading a model can take long and fail (missing files): inside the try, so a
             # failure keeps a resumable journal and drops an empty one.
             if not fast:
-                engine = self.given_engine
-                if engine is None:
-                    engine = registry.create_engine(plan.engine, **job.engine_options)
-                    owned = True
-                geometry.enter_context(engine_geometry(engine, plan.caps))
+                engine, owned = self._open_engine()
+                if engine is not None:
+                    geometry.enter_context(engine_geometry(engine, plan.caps))
             if fast:
                 from seedvr_desktop.engine.passthrough import PassthroughReader
 
@@ -149,10 +152,9 @@ class VideoRun:
 
                     raise UserError(f"{existing} already exists; use --overwrite to replace it")
             if engine is not None:
-                engine.prepare(SourceInfo(
-                    reader.width, reader.height, plan.frame_rate, self.video.interlaced,
-                    self.video.field_order, self.video.bit_depth, False), plan.output_size)
-            cuts = yield from self._cuts(reader, engine)
+                engine.prepare(self.source_info(reader), plan.output_size)
+                resume_run_state(engine, journal)  # issue 11: a resume reuses the memory plan
+            cuts = yield from self._cuts(reader, fast)
             chunks = self._chunks(cuts, fast)
             del times
             yield from self._restore(reader, engine, chunks, origin)
@@ -222,7 +224,22 @@ class VideoRun:
 
     # ------------------------------------------------------------------ planning
 
-    def _cuts(self, reader: Any, engine: Any) -> Generator[ProgressEvent, None, list[int]]:
+    def _open_engine(self) -> tuple[Engine | None, bool]:
+        """(engine, whether this run owns it); a subclass that restores elsewhere (the cluster
+        driver) gives None and overrides `_restore`."""
+        from seedvr_desktop.engine import registry
+
+        if self.given_engine is not None:
+            return self.given_engine, False
+        return registry.create_engine(self.plan.engine, **self.job.engine_options), True
+
+    def source_info(self, reader: Any) -> SourceInfo:
+        """What `Engine.prepare` is told about the source read by `reader`."""
+        v = self.video
+        return SourceInfo(reader.width, reader.height, self.plan.frame_rate, v.interlaced,
+                          v.field_order, v.bit_depth, False)
+
+    def _cuts(self, reader: Any, fast: bool) -> Generator[ProgressEvent, None, list[int]]:
         """Scene cuts (relative frame indices) from the journal or a detection pass.
 
         Skipped when chunks are single frames without overlap: no chunk can cross a cut then.
@@ -230,7 +247,7 @@ class VideoRun:
         caps = self.plan.caps
         journal = self.journal
         assert journal is not None
-        if engine is None or not cuts_apply(caps):
+        if fast or not cuts_apply(caps):
             return []
         if "cuts" in journal.extra:
             return [int(c) for c in journal.extra["cuts"]]
@@ -367,6 +384,7 @@ class VideoRun:
             meter.advance(done - meter.done)
             if in_segment >= target or last:
                 state = None if last else blender.state()
+                record_run_state(engine, self.journal)  # issue 11: plan after any OOM retry
                 self._commit(cp.index + 1, done, in_segment, state, more=not last)
                 in_segment = 0
             if self._due() or last:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Literal
 
 import cv2
 import numpy as np
@@ -87,7 +88,7 @@ def exif_orientation(head: bytes) -> int:
     tiff = head[idx + 6:] if idx >= 0 else head
     if tiff[:4] not in (b"II*\x00", b"MM\x00*"):
         return 1
-    order = "little" if tiff[:2] == b"II" else "big"
+    order: Literal["little", "big"] = "little" if tiff[:2] == b"II" else "big"
 
     def u16(off: int) -> int:
         return int.from_bytes(tiff[off:off + 2], order)

@@ -7,11 +7,16 @@ needs:
   each keeps its own timestamp, so AVI files with dropped ("null") frames and variable-frame-rate
   phone clips keep their timing; timestamps that repeat or step back by one (packed B-frames,
   some MPEG-PS muxers) are recognised as such and do not reorder or drop pictures;
+- when the container's timestamps disagree with the decoder's output order (a muxer that wrote
+  wrong composition offsets, or an H.264 file with a damaged first IDR), the decoder's order is
+  kept and the pictures are re-timed from the container's timeline (its sorted timestamps): a
+  picture the decoder returns is never dropped or replaced, only reordered timestamps are;
 - a picture that never decodes (corrupt packet, truncated tail) leaves a hole in the timeline; the
   hole is filled with the last good picture, marked damaged and counted, so the output keeps the
   frame count and timing of the input. Frame threads (fast, the default) lose the pictures still
-  queued when draining the decoder fails on damage near the end; only then is the last GOP
-  decoded again with slice threads, so good pictures there are not mistaken for holes;
+  queued when the stream ends in damage (draining fails, or ends quietly without them); only
+  when holes are left at the end is the last GOP decoded again with slice threads, so good
+  pictures there are not mistaken for holes;
 - read(i) is exactly the i-th picture of a full decode: we seek to a keyframe before it, decode
   forward, and if the seek landed after the target (open GOPs, lying indexes) seek earlier.
 Memory stays flat: only a few decoded pictures (the look-ahead window) are held at a time.
@@ -24,9 +29,9 @@ import logging
 import os
 import threading
 import weakref
-from collections import deque
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from collections import Counter, deque
+from collections.abc import Collection, Iterator, Sequence
+from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
 
@@ -50,6 +55,9 @@ _SEEK_BACKOFF: tuple[float, ...] = (2.0, 10.0, 60.0)
 _EXACT_TIMESTAMP_CODECS = frozenset({"h264", "hevc", "vp8", "vp9", "av1"})
 # read(i) keeps decoding forward instead of seeking when the target is this close.
 _READ_AHEAD = 32
+# How many slots back a picture whose own timestamp was given to an earlier picture may still
+# arrive (H.264 allows at most 16 pictures of reordering); older debts are forgotten.
+_REORDER_SPAN = 16
 
 
 @dataclass(frozen=True)
@@ -76,7 +84,40 @@ class _Session:
     """How one decode pass went, as far as the timeline matching needs to know."""
 
     threads: str = "AUTO"  # FFmpeg thread_type of the decoder
-    drain_failed: bool = False  # draining the decoder at the end raised: queued pictures lost
+    drain_failed: bool = False  # draining the decoder at the end raised (logged)
+
+
+@dataclass
+class _Ledger:
+    """Timestamps that pictures carried out of step with the decoder's output order.
+
+    The decoder's order is kept, so a picture placed on slot k whose timestamp is not pts[k]
+    leaves pts[k] owed (the picture carrying it is still to come) unless an earlier picture
+    already carried it. A later picture with an owed timestamp is then known to be a real one
+    arriving late, not pre-roll or a duplicate, and takes the next slot instead of being dropped.
+    """
+
+    owed: Counter[int] = field(default_factory=Counter)
+    ahead: Counter[int] = field(default_factory=Counter)  # carried before their slot came
+
+    def place(self, slot_key: int, key: int | None) -> None:
+        """Record that the picture carrying `key` went to the slot whose timestamp is slot_key."""
+        if key is None or key == slot_key:
+            return
+        if self.ahead[slot_key]:
+            self.ahead[slot_key] -= 1
+        else:
+            self.owed[slot_key] += 1
+        if self.owed[key]:
+            self.owed[key] -= 1
+        else:
+            self.ahead[key] += 1
+
+    def forget_before(self, ts: int) -> None:
+        """Drop debts older than any reordering the codecs allow (lost pictures, repeats)."""
+        for counter in (self.owed, self.ahead):
+            for k in [k for k, n in counter.items() if k < ts or n <= 0]:
+                del counter[k]
 
 
 class VideoReader:
@@ -302,6 +343,7 @@ class VideoReader:
             yield VideoFrame(i, pts[i] * self._tb, last_image.copy(), True)
 
         placed = False  # whether a picture of this decode session sits on the timeline yet
+        ledger = _Ledger()
         for key, frame, upcoming in self._decoded(container, stream, session):
             if pos is None:
                 # First picture after a seek: where on the timeline did we land?
@@ -313,13 +355,17 @@ class VideoReader:
                 pos = min(k, start)
             if pos >= stop:
                 return
-            k = _locate(pts, key, pos, upcoming, placed)
+            ledger.forget_before(pts[max(0, min(pos, n - 1) - _REORDER_SPAN)])
+            k = _locate(pts, key, pos, upcoming, placed, ledger.owed)
             if k < 0:
                 continue  # pre-roll of an open GOP, or a repeated timestamp
+            if k > pos and len(upcoming) < _LOOKAHEAD and session.threads != "SLICE":
+                break  # a hole among the last pictures: the tail re-decode below decides it
             for i in range(pos, min(k, stop)):
                 yield from emit_damaged(i)
             if k >= stop:
                 return
+            ledger.place(pts[k], key)
             pos = k + 1
             placed = True
             if frame.is_corrupt:
@@ -339,13 +385,15 @@ class VideoReader:
             if not final:
                 raise _Overshoot
             pos = start
-        if pos < stop and session.drain_failed and session.threads != "SLICE":
-            # The holes left may be pictures frame threads still held when draining failed:
-            # decode from the key frame before them again, with threads that hold none back.
-            # Slots still waiting for a first good picture (`leading`) are redone too.
+        if pos < stop and session.threads != "SLICE":
+            # The holes left at the end may be pictures frame threads still held when the
+            # stream ended in damage: draining can fail, or end quietly without them. Decode
+            # from the key frame before them again, with threads that hold none back (one GOP,
+            # and only for files with holes at the end). Slots still waiting for a first good
+            # picture (`leading`) are redone too.
             first = leading[0] if leading else pos
-            log.debug("decoder drain failed with frames queued; re-decoding from frame %d "
-                      "with slice threads", first)
+            log.debug("%d picture(s) missing at the end (drain failed: %s); re-decoding from "
+                      "frame %d with slice threads", stop - pos, session.drain_failed, first)
             held = last_image if last_image is not None else last_good
             yield from self._frames(first, stop, thread_type="SLICE", fallback=held)
             return
@@ -373,7 +421,9 @@ class VideoReader:
         if sws is None:  # one scaler per thread: iterators may run in worker threads
             sws = self._local.sws = VideoReformatter()
         rgb = sws.reformat(frame, format=self._format,
-                           src_colorspace=self._matrix).to_ndarray()  # (h, w, 3)
+                           # PyAV takes the colourspace by name too; its stub says int only
+                           src_colorspace=self._matrix,  # type: ignore[arg-type]
+                           ).to_ndarray()  # (h, w, 3)
         w, h = self._unrotated
         if rgb.shape[1] != w or rgb.shape[0] != h:
             shrink = rgb.shape[1] > w or rgb.shape[0] > h
@@ -389,15 +439,20 @@ class VideoReader:
 
 
 def _locate(pts: tuple[int, ...], key: int | None, pos: int,
-            upcoming: Sequence[int | None] = (), placed: bool = True) -> int:
+            upcoming: Sequence[int | None] = (), placed: bool = True,
+            owed: Collection[int] = ()) -> int:
     """Timeline slot of a decoded picture with timestamp `key` when slot `pos` is next; -1 drops it.
 
     - exact match: that slot;
+    - an earlier timestamp that is `owed` (an earlier picture took its slot because the
+      container's timestamps disagree with the decoder's order): a real picture arriving late,
+      so the next slot; the decoder's order wins and the timeline re-times it;
     - a timestamp equal to or just after the previous slot's (repeated or stepped back by one):
       the decoder's order is right and the timestamp wrong, so it is the next picture;
     - anything earlier: pre-roll after a seek (or a duplicate), dropped;
     - a later timestamp: a hole (the pictures in between never decoded), unless a picture in the
       look-ahead carries the awaited timestamp, which means the timestamps are merely swapped;
+      pictures in the look-ahead stamped inside the gap shrink the hole by one slot each;
     - a later timestamp that comes again in the look-ahead, after earlier ones, more often
       than the timeline has slots for it: a stray extra picture, dropped. MPEG-4 Part 2
       decoders emit one ahead of its twin when a key frame is damaged; placing it would make
@@ -413,6 +468,8 @@ def _locate(pts: tuple[int, ...], key: int | None, pos: int,
     if key == t:
         return pos
     if key < t:
+        if placed and key in owed:
+            return pos
         return pos if placed and pos > 0 and key >= pts[pos - 1] else -1
     if any(u is not None and u <= t for u in upcoming):
         return pos
@@ -422,8 +479,16 @@ def _locate(pts: tuple[int, ...], key: int | None, pos: int,
             return -1
     k = bisect.bisect_left(pts, key, pos)
     if k < n and pts[k] == key:
-        return k
+        # Pictures still to come stamped between the awaited timestamp and this one fill slots
+        # of the gap themselves (timestamps out of decoder order): only the rest are holes.
+        coming = {u for u in upcoming if u is not None and t < u < key and _on_timeline(pts, u)}
+        return max(pos, k - len(coming))
     return pos
+
+
+def _on_timeline(pts: tuple[int, ...], key: int) -> bool:
+    i = bisect.bisect_left(pts, key)
+    return i < len(pts) and pts[i] == key
 
 
 def _raw_frames(container: Any, stream: Any, session: _Session) -> Iterator[Any]:

@@ -334,10 +334,10 @@ def _source_handlers(src: Any, out: Any, req: MuxRequest, fmt: str,
                 _copy_stream_metadata(stream, out_stream)
                 handlers.append(_CopyHandler(stream, out_stream, req))
             elif name in _TEXT_SUBTITLES and fmt in _TEXT_TARGET:
-                handler = _TextConvertHandler(stream, out, _TEXT_TARGET[fmt], req)
-                _copy_stream_metadata(stream, handler.out_stream)
-                handlers.append(handler)
-                notices.append(f"subtitle track {k + 1} ({name}) converted to {handler.codec}")
+                converter = _TextConvertHandler(stream, out, _TEXT_TARGET[fmt], req)
+                _copy_stream_metadata(stream, converter.out_stream)
+                handlers.append(converter)
+                notices.append(f"subtitle track {k + 1} ({name}) converted to {converter.codec}")
             else:
                 hint = "" if fmt == "matroska" else " (use .mkv)"
                 notices.append(f"subtitle track {k + 1} ({name}) not copied: {fmt} cannot "

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypedDict
 
 from seedvr_desktop.errors import UserError
 from seedvr_desktop.models.dit.config import DiTConfig
@@ -144,11 +144,19 @@ class ModelPreset:
         return self.steps * (2 if self.guided else 1)
 
 
+class _Sampling(TypedDict):
+    """The sampling fields of a `ModelPreset`, shared by the models of one generation."""
+
+    steps: int
+    cfg_scale: float
+    cond_noise_scale: float
+
+
 def _make() -> dict[str, ModelPreset]:
     c3, c7 = dit_config_3b(), dit_config_7b()
     vae = default_vae_config()
-    v2 = {"steps": 1, "cfg_scale": 1.0, "cond_noise_scale": 0.0}
-    v1 = {"steps": 50, "cfg_scale": 6.5, "cond_noise_scale": 0.1}
+    v2: _Sampling = {"steps": 1, "cfg_scale": 1.0, "cond_noise_scale": 0.0}
+    v1: _Sampling = {"steps": 50, "cfg_scale": 6.5, "cond_noise_scale": 0.1}
     items = [
         ModelPreset("seedvr2-3b", "SeedVR2 3B (one step)", "v2", 2, c3,
                     "seedvr2_ema_3b.pth", vae=vae, **v2),

@@ -1,25 +1,32 @@
-"""Captions out of a project: SRT, WebVTT and ASS text, and burning them into frames.
+"""Captions in and out of a project: SRT, WebVTT and ASS through pysubs2, and burning them in.
 
 Caption times are seconds from the clip's first frame, which is also the exported file's time
 zero, so no offset is needed when writing sidecars or subtitle tracks for an exported clip.
 Burn-in runs as the job's `frame_filter`, i.e. on the restored frames at the output size just
-before encoding, so the text is crisp and never passes through the restoration model.
+before encoding, so the text is crisp and never passes through the restoration model. Text is
+drawn with Pillow's FreeType renderer (see textraster).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
+import html
 import logging
 import math
-from collections.abc import Iterable, Sequence
+import os
+import re
+from collections.abc import Callable, Iterable, Sequence
 from fractions import Fraction
+from pathlib import Path
 
 import cv2
 import numpy as np
+import pysubs2
 
+from seedvr_desktop.errors import UserError
 from seedvr_desktop.project.model import Caption
-from seedvr_desktop.project.textraster import TrueTypeFont, default_font, render_line, text_width
+from seedvr_desktop.project.textraster import CaptionFont, default_font, render_line, text_width
 
 log = logging.getLogger(__name__)
 
@@ -27,10 +34,34 @@ _ASS_ALIGN = {"bottom": 2, "middle": 5, "top": 8}
 _VTT_LINE = {"bottom": "", "middle": " line:50%", "top": " line:0"}
 MARGIN = 0.05  # fraction of the frame height kept free above/below captions
 MAX_WIDTH = 0.9  # fraction of the frame width a caption line may use
+IMPORT_SUFFIXES = (".srt", ".vtt", ".ass", ".ssa")
+# Bumped when burned-in pixels change for the same captions (another rasteriser): part of the
+# burner's fingerprint, so a resumed export never mixes frames drawn both ways.
+_RENDERER = "pillow-freetype-1"
+
+
+def caption_problems(captions: Iterable[Caption], duration: float | None) -> list[str]:
+    """One line per caption that would not show as written: empty text, starting at or after
+    the clip's end, or running past it (cut). For the CLI and GUI to say, not to drop quietly."""
+    out = []
+    for number, caption in enumerate(sorted(captions, key=lambda c: (c.start, c.end)), 1):
+        where = f"caption {number} ({caption.start:g}-{caption.end:g} s)"
+        if not _clean_lines(caption.text):
+            out.append(f"{where} has no text, so nothing is shown")
+        elif duration is not None and caption.start >= duration:
+            out.append(f"{where} starts after the clip ends ({duration:g} s) and is left out")
+        elif duration is not None and caption.end > duration:
+            out.append(f"{where} runs past the clip's end and is cut at {duration:g} s")
+    return out
 
 
 def clip_captions(captions: Iterable[Caption], duration: float | None) -> list[Caption]:
-    """Captions sorted by start, cut to [0, duration); ones starting after the end are dropped."""
+    """Captions sorted by start, cut to [0, duration); ones starting after the end are left
+    out. Each of these, and each caption with no text, is logged as a warning (see
+    caption_problems) instead of passing silently."""
+    captions = list(captions)
+    for problem in caption_problems(captions, duration):
+        log.warning("%s", problem)
     out = []
     for caption in sorted(captions, key=lambda c: (c.start, c.end)):
         if duration is not None:
@@ -47,24 +78,32 @@ def _clean_lines(text: str) -> list[str]:
     return [line.strip() for line in text.replace("\r\n", "\n").split("\n") if line.strip()]
 
 
-def _timestamp(seconds: float, sep: str) -> str:
-    ms = max(0, round(seconds * 1000))
-    hours, ms = divmod(ms, 3_600_000)
-    minutes, ms = divmod(ms, 60_000)
-    secs, ms = divmod(ms, 1000)
-    return f"{hours:02d}:{minutes:02d}:{secs:02d}{sep}{ms:03d}"
+def _ms(seconds: float) -> int:
+    return max(0, round(seconds * 1000))
+
+
+def _subs(captions: Sequence[Caption], text: Callable[[Caption], str]) -> pysubs2.SSAFile:
+    """An SSAFile with one event per caption in start order; `text(caption)` gives its Text."""
+    subs = pysubs2.SSAFile()
+    for caption in sorted(captions, key=lambda c: c.start):
+        subs.append(pysubs2.SSAEvent(start=_ms(caption.start), end=_ms(caption.end),
+                                     text=text(caption)))
+    return subs
+
+
+def _srt_text(caption: Caption) -> str:
+    lines = _clean_lines(caption.text) or [" "]
+    tag = "" if caption.position == "bottom" else f"{{\\an{_ASS_ALIGN[caption.position]}}}"
+    return tag + "\\N".join(lines)
 
 
 def to_srt(captions: Sequence[Caption]) -> str:
-    """SubRip text; positions other than bottom become the widely supported {\\an8}/{\\an5}."""
-    blocks = []
-    for number, caption in enumerate(sorted(captions, key=lambda c: c.start), start=1):
-        lines = _clean_lines(caption.text) or [" "]
-        tag = "" if caption.position == "bottom" else f"{{\\an{_ASS_ALIGN[caption.position]}}}"
-        lines[0] = tag + lines[0]
-        timing = f"{_timestamp(caption.start, ',')} --> {_timestamp(caption.end, ',')}"
-        blocks.append(f"{number}\n{timing}\n" + "\n".join(lines) + "\n")
-    return "\n".join(blocks)
+    """SubRip text; positions other than bottom become the widely supported {\\an8}/{\\an5}.
+
+    The text goes out as written (SRT readers take <i>/<b> markup from it), so the writer keeps
+    our one override tag instead of converting tags to HTML.
+    """
+    return _subs(captions, _srt_text).to_string("srt", keep_ssa_tags=True)
 
 
 def _vtt_escape(line: str) -> str:
@@ -72,16 +111,22 @@ def _vtt_escape(line: str) -> str:
     return line.replace("-->", "->")
 
 
+_VTT_TIMING = re.compile(r"^\d{2,}:\d{2}:\d{2}\.\d{3} --> \d{2,}:\d{2}:\d{2}\.\d{3}$")
+
+
 def to_vtt(captions: Sequence[Caption]) -> str:
-    """WebVTT text with cue settings for top/middle captions."""
-    parts = ["WEBVTT", ""]
-    for caption in sorted(captions, key=lambda c: c.start):
-        lines = [_vtt_escape(line) for line in _clean_lines(caption.text)] or [" "]
-        timing = f"{_timestamp(caption.start, '.')} --> {_timestamp(caption.end, '.')}"
-        parts.append(timing + _VTT_LINE[caption.position])
-        parts.extend(lines)
-        parts.append("")
-    return "\n".join(parts)
+    """WebVTT text with cue settings for top/middle captions.
+
+    WebVTT text is markup, so it is escaped. pysubs2 writes no cue settings; they are appended
+    to its timing lines, which escaped text can never look like ("-->" is escaped).
+    """
+    ordered = sorted(captions, key=lambda c: c.start)
+    subs = _subs(ordered, lambda c: "\\N".join(
+        _vtt_escape(line) for line in _clean_lines(c.text)) or " ")
+    settings = iter(_VTT_LINE[c.position] for c in ordered)
+    lines = subs.to_string("vtt", keep_ssa_tags=True).split("\n")
+    return "\n".join(line + next(settings, "") if _VTT_TIMING.match(line) else line
+                     for line in lines)
 
 
 def ass_color(hex_color: str) -> str:
@@ -90,30 +135,25 @@ def ass_color(hex_color: str) -> str:
     return f"&H00{b}{g}{r}".upper()
 
 
-def ass_header(width: int, height: int, font_size: float = 0.06) -> str:
-    """Script header whose PlayRes is the video size, so sizes and margins are in its pixels."""
+def _ass_file(width: int, height: int, font_size: float = 0.06) -> pysubs2.SSAFile:
+    """Script whose PlayRes is the video size, so sizes and margins are in its pixels."""
     size = max(8, round(font_size * height))
-    outline = max(1, round(size * 0.08))
     margin = round(MARGIN * height)
-    return (
-        "[Script Info]\n"
-        "; Written by SeedVR Desktop\n"
-        "ScriptType: v4.00+\n"
-        f"PlayResX: {width}\n"
-        f"PlayResY: {height}\n"
-        "WrapStyle: 0\n"
-        "ScaledBorderAndShadow: yes\n"
-        "\n"
-        "[V4+ Styles]\n"
-        "Format: Name, Fontname, Fontsize, PrimaryColour, SecondaryColour, OutlineColour, "
-        "BackColour, Bold, Italic, Underline, StrikeOut, ScaleX, ScaleY, Spacing, Angle, "
-        "BorderStyle, Outline, Shadow, Alignment, MarginL, MarginR, MarginV, Encoding\n"
-        f"Style: Default,DejaVu Sans,{size},&H00FFFFFF,&H00FFFFFF,&H00000000,&H80000000,"
-        f"-1,0,0,0,100,100,0,0,1,{outline},0,2,{margin},{margin},{margin},1\n"
-        "\n"
-        "[Events]\n"
-        "Format: Layer, Start, End, Style, Name, MarginL, MarginR, MarginV, Effect, Text\n"
-    )
+    subs = pysubs2.SSAFile()
+    subs.info.update({"PlayResX": str(width), "PlayResY": str(height), "WrapStyle": "0",
+                      "ScaledBorderAndShadow": "yes"})
+    subs.styles = {"Default": pysubs2.SSAStyle(
+        fontname="DejaVu Sans", fontsize=size, bold=True, outline=max(1, round(size * 0.08)),
+        shadow=0, alignment=pysubs2.Alignment.BOTTOM_CENTER, marginl=margin, marginr=margin,
+        marginv=margin, primarycolor=pysubs2.Color(255, 255, 255, 0),
+        secondarycolor=pysubs2.Color(255, 255, 255, 0), outlinecolor=pysubs2.Color(0, 0, 0, 0),
+        backcolor=pysubs2.Color(0, 0, 0, 128), encoding=1)}
+    return subs
+
+
+def ass_header(width: int, height: int, font_size: float = 0.06) -> str:
+    """Script header (up to the [Events] Format line), as subtitle encoders want it."""
+    return _ass_file(width, height, font_size).to_string("ass")
 
 
 def ass_text(caption: Caption, height: int) -> str:
@@ -132,27 +172,115 @@ def ass_text(caption: Caption, height: int) -> str:
     return ("{" + "".join(tags) + "}" if tags else "") + body
 
 
-def _ass_time(seconds: float) -> str:
-    cs = max(0, round(seconds * 100))
-    hours, cs = divmod(cs, 360_000)
-    minutes, cs = divmod(cs, 6000)
-    secs, cs = divmod(cs, 100)
-    return f"{hours}:{minutes:02d}:{secs:02d}.{cs:02d}"
-
-
 def to_ass(captions: Sequence[Caption], width: int, height: int) -> str:
     """A complete Advanced SubStation script (for MKV tracks or as a sidecar for players)."""
-    events = [
-        f"Dialogue: 0,{_ass_time(c.start)},{_ass_time(c.end)},Default,,0,0,0,,{ass_text(c, height)}"
-        for c in sorted(captions, key=lambda c: c.start)
-    ]
-    return ass_header(width, height) + "".join(e + "\n" for e in events)
+    subs = _ass_file(width, height)
+    subs.events = list(_subs(captions, lambda c: ass_text(c, height)))
+    return subs.to_string("ass")
+
+
+# ----------------------------------------------------------------------------- import
+
+
+@dataclasses.dataclass(frozen=True)
+class ImportedCaptions:
+    """Captions read from a subtitle file, plus one line for each one left out or cut."""
+
+    captions: list[Caption]
+    problems: list[str]
+
+
+_AN_TAG = re.compile(r"\\an([1-9])")
+
+
+def _position(event: pysubs2.SSAEvent, subs: pysubs2.SSAFile) -> str:
+    """bottom/middle/top from an {\\an} tag in the text, else the event style's alignment."""
+    tag = _AN_TAG.search(event.text)
+    style = subs.styles.get(event.style)
+    numpad = int(tag.group(1)) if tag else int(style.alignment) if style else 2
+    return "top" if numpad >= 7 else "middle" if numpad >= 4 else "bottom"
+
+
+def _decode(data: bytes, name: str, encoding: str | None) -> str:
+    """Text of a subtitle file: UTF-8 (with or without BOM), else Windows-1252, the encoding
+    of most old SRT files; binary data is refused before it reaches the parser."""
+    if b"\0" in data[:4096]:
+        raise UserError(f"{name} is not a subtitle file (it holds binary data)")
+    for enc in (encoding,) if encoding else ("utf-8-sig", "cp1252"):
+        try:
+            text = data.decode(enc)
+        except (UnicodeDecodeError, LookupError):
+            continue
+        if enc == "cp1252":
+            log.info("%s is not UTF-8; reading it as Windows-1252", name)
+        return text
+    raise UserError(f"{name} is not readable as {encoding or 'UTF-8 or Windows-1252'} text")
+
+
+def import_caption_file(path: str | os.PathLike[str], *, duration: float | None = None,
+                        encoding: str | None = None) -> ImportedCaptions:
+    """Captions of an .srt, .vtt, .ass or .ssa file (format from the content, via pysubs2).
+
+    Times are taken as clip-relative seconds. Styling is not imported except the position
+    (an {\\an} tag or the style's alignment; pysubs2 reads no WebVTT cue settings); text is
+    plain, line breaks kept. Captions with no text, ending before they start or starting
+    after `duration` (the clip's length, when known) are left out, ones running past it are
+    cut; each is named in `problems` rather
+    than dropped silently. A file that cannot be read, is not subtitles, or leaves no caption
+    raises UserError with a one-line message.
+    """
+    p = Path(path)
+    if p.suffix.lower() not in IMPORT_SUFFIXES:
+        raise UserError(f"{p.name} is not a subtitle file (use {', '.join(IMPORT_SUFFIXES)})")
+    try:
+        data = p.read_bytes()
+    except OSError as exc:
+        raise UserError(f"cannot read {p.name}: {exc.strerror or exc}") from exc
+    text = _decode(data, p.name, encoding)
+    try:
+        subs = pysubs2.SSAFile.from_string(text)
+    except pysubs2.exceptions.FormatAutodetectionError as exc:
+        raise UserError(f"{p.name} is not a subtitle file (no SRT, WebVTT or ASS captions "
+                        "found)") from exc
+    except (pysubs2.exceptions.Pysubs2Error, ValueError, KeyError, IndexError) as exc:
+        raise UserError(f"{p.name} could not be read as subtitles: {exc}") from exc
+    events = [e for e in subs if not e.is_comment]
+    if not events:
+        raise UserError(f"{p.name} has no captions")
+    captions: list[Caption] = []
+    problems: list[str] = []
+    for number, event in enumerate(events, 1):
+        start, end = event.start / 1000, event.end / 1000
+        where = f"caption {number} ({start:g}-{end:g} s)"
+        body = "\n".join(_clean_lines(event.plaintext))
+        if subs.format == "vtt":  # WebVTT text is markup: pysubs2 keeps &amp; and friends
+            body = html.unescape(body)
+        if not body:
+            problems.append(f"{where} has no text and is left out")
+            continue
+        if end <= start or start < 0:
+            problems.append(f"{where} ends before it starts and is left out")
+            continue
+        if duration is not None and start >= duration:
+            problems.append(f"{where} starts after the clip ends ({duration:g} s) and is "
+                            "left out")
+            continue
+        if duration is not None and end > duration:
+            problems.append(f"{where} runs past the clip's end and is cut at {duration:g} s")
+            end = duration
+        captions.append(Caption(start, end, body, position=_position(event, subs)))
+    for problem in problems:
+        log.info("%s: %s", p.name, problem)
+    if not captions:
+        raise UserError(f"{p.name}: none of its {len(events)} caption(s) can be used "
+                        f"({problems[0]})")
+    return ImportedCaptions(sorted(captions, key=lambda c: (c.start, c.end)), problems)
 
 
 # ----------------------------------------------------------------------------- burn-in
 
 
-def _wrap(text: str, px: float, max_width: float, font: TrueTypeFont | None) -> list[str]:
+def _wrap(text: str, px: float, max_width: float, font: CaptionFont | None) -> list[str]:
     """Greedy word wrap of each paragraph so that no line is wider than max_width."""
     lines: list[str] = []
     for paragraph in _clean_lines(text):
@@ -193,7 +321,7 @@ class _Overlay:
 
 
 def render_caption_block(
-    caption: Caption, width: int, height: int, font: TrueTypeFont | None
+    caption: Caption, width: int, height: int, font: CaptionFont | None
 ) -> _Overlay:
     """Lay out one caption for a width x height frame: wrapped, centred, outlined."""
     px = max(8.0, caption.size * height)
@@ -239,15 +367,17 @@ class CaptionBurner:
         captions: Sequence[Caption],
         *,
         time_offset: float = 0.0,
-        font: TrueTypeFont | bool | None = True,
+        font: CaptionFont | bool | None = True,
     ) -> None:
         self.captions = sorted(captions, key=lambda c: c.start)
         self.time_offset = time_offset
+        # True: the system's font (default_font); False/None: Pillow's built-in font.
         self._font = default_font() if font is True else (font or None)
         self._cache: dict[tuple[int, int, int], _Overlay] = {}
         # Identity of what this filter draws, for resume checks: resuming an export whose
-        # captions changed must not mix old and new frames.
-        digest = hashlib.sha256(repr((self.captions, time_offset)).encode("utf-8"))
+        # captions, font or rasteriser changed must not mix old and new frames.
+        drawn_with = (_RENDERER, self._font.identity if self._font else "pillow-default")
+        digest = hashlib.sha256(repr((self.captions, time_offset, drawn_with)).encode("utf-8"))
         self.fingerprint = f"captions:{digest.hexdigest()[:16]}"
 
     def active(self, seconds: float) -> list[int]:

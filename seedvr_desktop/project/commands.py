@@ -171,9 +171,9 @@ class _SetClipFields(Command):
         return ChangeEvent(self.kind, self.clip_id, self.text, undone=True)
 
     def merge_with(self, other: Command) -> bool:
-        if type(other) is not type(self) or other.clip_id != self.clip_id:  # type: ignore[attr-defined]
+        if type(other) is not type(self) or other.clip_id != self.clip_id:
             return False
-        self.values = dict(other.values)  # type: ignore[attr-defined]
+        self.values = dict(other.values)
         return True
 
 

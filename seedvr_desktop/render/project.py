@@ -14,7 +14,7 @@ import os
 import re
 import string
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -319,14 +319,19 @@ def render_project(
     overwrite: bool = False,
     cancel: threading.Event | None = None,
     on_event: Callable[[RenderItem, ProgressEvent], None] | None = None,
+    run: Callable[[RestoreJob, threading.Event | None], Iterator[ProgressEvent]] | None = None,
 ) -> list[Path]:
-    """Export the clips one after another (no progress UI); returns the files written."""
+    """Export the clips one after another (no progress UI); returns the files written.
+
+    `run`: what restores a job (default `run_restore`; a cluster's runner, see
+    `cluster.cli_options.cluster_runner`, gives the same events and files)."""
     from seedvr_desktop.engine.pipeline import run_restore
 
+    restore = run or run_restore
     written = []
     for item in build_render_items(project, clips=clips, resume=resume, overwrite=overwrite):
         cancelled = False
-        for event in run_restore(item.job, cancel):
+        for event in restore(item.job, cancel):
             if on_event is not None:
                 on_event(item, event)
             cancelled = cancelled or event.stage == "cancelled"

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 log = logging.getLogger(__name__)
 
@@ -68,12 +69,47 @@ def install_excepthook() -> None:
     sys.excepthook = hook
 
 
+NO_DISPLAY_MESSAGE = "no display found; the command-line restore works without one"
+
+
+def display_available(env: dict[str, str] | None = None, platform: str | None = None) -> bool:
+    """Whether Qt can open a window here, checked before any QApplication exists.
+
+    Without one, Qt's xcb plugin aborts the process (SIGABRT, "Reinstalling the application may
+    fix this problem"), which no Python code can catch. Windows and macOS always have one; on
+    other systems a platform chosen by QT_QPA_PLATFORM (offscreen, vnc, ...) is taken at its
+    word, and otherwise a Wayland or X11 display must be named (a local X display's socket must
+    exist)."""
+    import os
+
+    env = dict(os.environ) if env is None else env
+    platform = sys.platform if platform is None else platform
+    if platform.startswith(("win", "darwin")):
+        return True
+    chosen = env.get("QT_QPA_PLATFORM", "").strip()
+    if chosen and not chosen.startswith(("xcb", "wayland")):
+        return True
+    if env.get("WAYLAND_DISPLAY") and not chosen.startswith("xcb"):
+        return True
+    display = env.get("DISPLAY", "")
+    if not display:
+        return False
+    if display.startswith(":"):  # a local display: its socket shows whether a server runs
+        number = display[1:].split(".")[0]
+        if number.isdigit():
+            return os.path.exists(f"/tmp/.X11-unix/X{number}")
+    return True
+
+
 def run_app(argv: Sequence[str] | None = None) -> int:
     """Show the main window; media or project paths on the command line are opened."""
     from seedvr_desktop.log import setup_logging
 
     args = list(argv) if argv is not None else sys.argv[1:]
     setup_logging()
+    if not display_available():
+        print(f"error: {NO_DISPLAY_MESSAGE}", file=sys.stderr)
+        return 1
     app = create_application([sys.argv[0] if sys.argv else "seedvr-desktop"])
     install_excepthook()
 
@@ -82,7 +118,8 @@ def run_app(argv: Sequence[str] | None = None) -> int:
     window = MainWindow()
     window.show()
     projects = [a for a in args if a.endswith(".svrproj")]
-    media = [a for a in args if not a.startswith("-") and not a.endswith(".svrproj")]
+    media: list[str | Path] = [a for a in args
+                               if not a.startswith("-") and not a.endswith(".svrproj")]
     if projects:
         window.open_project(projects[0])
     if media:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import importlib.util
+import sys
 from dataclasses import replace
 from fractions import Fraction
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 import torch
@@ -49,12 +52,30 @@ def test_estimates_grow_with_size_and_shrink_with_frugal_settings(sizes_3b: Mode
     assert streamed.dit < small.dit - 5 * GIB
 
 
+@pytest.fixture(scope="module")
+def memory_sim() -> ModuleType:
+    """bench/memory_sim.py: the real chunk path on the meta device, live bytes counted."""
+    from tests.conftest import REPO_ROOT
+
+    spec = importlib.util.spec_from_file_location("memory_sim",
+                                                  REPO_ROOT / "bench" / "memory_sim.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["memory_sim"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
 @pytest.mark.parametrize("budget_gb", [80, 24, 12, 8])
-def test_fit_stays_within_the_budget(sizes_3b: ModelSizes, budget_gb: int) -> None:
+def test_fit_stays_within_the_budget(sizes_3b: ModelSizes, memory_sim: ModuleType,
+                                     budget_gb: int) -> None:
+    # Checked against the peak the real chunk path reaches on the meta device, not against
+    # the estimate fit() optimises (a short chunk keeps the test fast; the bench runs 61).
     budget = budget_gb * GIB
-    s = fit(sizes_3b, 45, 1280, 720, budget, 2, scores=False)
-    peak = estimate(sizes_3b, s, 45, 1280, 720, 2, scores=False).peak
-    assert peak <= budget * memory.SAFETY
+    frames = 13
+    s = fit(sizes_3b, frames, 1280, 720, budget, 2, scores=False)
+    measured = memory_sim.simulate("seedvr2-3b", 1280, 720, s, frames=frames)["peak"]
+    assert measured <= budget * memory.SAFETY
     if budget_gb == 80:  # a big GPU runs whole chunks without approximations
         assert s.dit_window is None and s.tile is None and not s.offload_dit
     if budget_gb == 8:  # 6.3 GiB of bf16 weights: something must give

@@ -177,3 +177,45 @@ def test_models_command(models_dir: Path, hub: Path, capsys: pytest.CaptureFixtu
     assert "pos_emb.pt: DAMAGED" in captured.out and "verification failed" in captured.err
     manifest = json.loads((models_dir / "seedvr2-3b" / "manifest.json").read_text())
     assert manifest["repo_id"] == "ByteDance-Seed/SeedVR2-3B"
+
+
+# ------------------------------------------------------------------------------- timeouts
+def test_download_times_out_on_a_server_that_never_answers(models_dir: Path) -> None:
+    """Issue 14 item 9: a server that accepts connections but never replies must not hang."""
+    import socket
+    import threading
+    import time
+
+    server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    server.bind(("127.0.0.1", 0))
+    server.listen(8)
+    accepted: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept_and_ignore() -> None:
+        server.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                continue
+            accepted.append(conn)  # keep it open, never reply
+
+    thread = threading.Thread(target=accept_and_ignore, daemon=True)
+    thread.start()
+    port = server.getsockname()[1]
+    hub = store.HuggingFaceHub(endpoint=f"http://127.0.0.1:{port}", timeout=0.5)
+    t0 = time.monotonic()
+    try:
+        with pytest.raises(UserError) as err:
+            store.download("seedvr2-3b", hub=hub)
+    finally:
+        stop.set()
+        thread.join(2)
+        for conn in accepted:
+            conn.close()
+        server.close()
+    assert time.monotonic() - t0 < 30
+    msg = str(err.value)
+    assert "did not answer within 0.5 s" in msg and "\n" not in msg
+    assert accepted, "the request reached the server"

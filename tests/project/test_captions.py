@@ -12,6 +12,7 @@ import pytest
 from seedvr_desktop.project import textraster
 from seedvr_desktop.project.captions import (
     CaptionBurner,
+    caption_problems,
     clip_captions,
     to_ass,
     to_srt,
@@ -137,23 +138,88 @@ def test_top_position_and_long_text_wraps() -> None:
     assert np.ptp(changed[:, 0]) > 2 * np.ptp(one_rows)  # several lines
 
 
-def test_fallback_stroke_font_still_draws() -> None:
-    burner = CaptionBurner([Caption(0, 1, "Grandma 1994")], font=None)
+def _ink(out: np.ndarray, frame: np.ndarray) -> np.ndarray:
+    return np.abs(out - frame).max(axis=2) > 0.1  # (H, W) pixels the caption changed
+
+
+def test_builtin_font_draws_without_any_font_file(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No font on the machine (font=None, or a lookup that finds nothing): Pillow's own font
+    still draws outlined, non-ASCII text, with the same placement."""
+    monkeypatch.setattr(textraster, "_candidate_fonts", lambda: [])
+    textraster.default_font.cache_clear()
+    try:
+        assert textraster.default_font().identity == textraster.BUILTIN
+        burner = CaptionBurner([Caption(0, 1, "Grandma 1994 über")])
+    finally:
+        textraster.default_font.cache_clear()
     out = burner(0, Fraction(0), _frame())
-    assert (np.abs(out - _frame()).max(axis=2) > 0.1).sum() > 200
+    ink = _ink(out, _frame())
+    assert ink.sum() > 200
+    rows, cols = np.nonzero(ink)
+    assert rows.min() > 240 * 0.75 and abs((cols.min() + cols.max()) / 2 - 160) < 6
+    assert out.max() > 0.95 and out.min() < 0.05  # white letters, dark outline
+    plain = CaptionBurner([Caption(0, 1, "Grandma 1994 über")], font=None)
+    assert np.array_equal(plain(0, Fraction(0), _frame()), out)
 
 
-def test_truetype_glyphs_have_holes() -> None:
+def test_font_setting_is_used_and_unusable_files_are_skipped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = textraster.default_font()
+    if real.path is None:
+        pytest.skip("no font file installed on this machine")
+    bad = tmp_path / "broken.ttf"
+    bad.write_bytes(b"not a font")
+    monkeypatch.setenv(textraster.FONT_ENV, str(bad))
+    textraster.default_font.cache_clear()
+    try:
+        assert textraster.default_font().path != str(bad)  # skipped, next candidate used
+        monkeypatch.setenv(textraster.FONT_ENV, real.path)
+        textraster.default_font.cache_clear()
+        assert textraster.default_font().path == real.path
+    finally:
+        textraster.default_font.cache_clear()
+
+
+def test_fingerprint_names_captions_and_font() -> None:
+    caps = [Caption(0, 1, "Grandma")]
+    a = CaptionBurner(caps, font=None).fingerprint
+    assert a == CaptionBurner(list(caps), font=False).fingerprint  # stable
+    assert a.startswith("captions:")
+    assert a != CaptionBurner([Caption(0, 1, "Grandpa")], font=None).fingerprint
+    assert a != CaptionBurner(caps, font=None, time_offset=1.0).fingerprint
+    if textraster.default_font().path is not None:
+        assert a != CaptionBurner(caps).fingerprint  # another font draws other pixels
+
+
+def test_glyphs_have_holes_and_accents() -> None:
     font = textraster.default_font()
-    if font is None:
-        pytest.skip("no TrueType font installed on this machine")
-    mask = textraster.render_line("O", 80, font)  # (H, W) coverage
-    rows, cols = np.nonzero(mask > 0.5)
-    cy, cx = (rows.min() + rows.max()) // 2, (cols.min() + cols.max()) // 2
-    assert mask[cy, cx] < 0.1  # the counter of the O is empty...
-    assert mask[cy, cols.min() + 2] > 0.9  # ...and its left stroke is solid
-    # Accented letters come from composite glyphs: the accent adds ink above the base letter.
-    plain = textraster.render_line("e", 80, font)
-    accented = textraster.render_line("é", 80, font)
-    assert accented.sum() > plain.sum() * 1.1
-    assert textraster.text_width("WWW", 40, font) > textraster.text_width("iii", 40, font)
+    for face in (font, None):  # the system font and Pillow's built-in one
+        mask = textraster.render_line("O", 80, face)  # (H, W) coverage
+        rows, cols = np.nonzero(mask > 0.5)
+        cy, cx = (rows.min() + rows.max()) // 2, (cols.min() + cols.max()) // 2
+        assert mask[cy, cx] < 0.1  # the counter of the O is empty...
+        assert mask[cy, cols.min() + 2] > 0.9  # ...and its left stroke is solid
+        # The accent adds ink above the top of the base letter; line height is the same.
+        plain = textraster.render_line("e", 80, face)
+        accented = textraster.render_line("é", 80, face)
+        assert plain.shape[0] == accented.shape[0]
+        top = np.nonzero(plain.max(axis=1) > 0.5)[0].min()
+        assert accented[: top - 2].max() > 0.9 and plain[: top - 2].max() < 0.1
+        assert textraster.text_width("WWW", 40, face) > textraster.text_width("iii", 40, face)
+
+
+def test_captions_outside_the_clip_or_empty_are_reported(caplog: pytest.LogCaptureFixture) -> None:
+    """Issue 14, item 17: such captions were dropped at render without a word."""
+    caps = [Caption(0, 1, "kept"), Caption(1, 2, "  \n "), Caption(6, 7, "late"),
+            Caption(4, 9, "long")]
+    problems = caption_problems(caps, 5.0)
+    assert len(problems) == 3
+    assert "caption 2 (1-2 s) has no text, so nothing is shown" in problems[0]
+    assert "starts after the clip ends (5 s) and is left out" in problems[2]
+    assert "cut at 5 s" in problems[1]
+    with caplog.at_level("WARNING"):
+        out = clip_captions(caps, 5.0)
+    assert [(c.start, c.end) for c in out] == [(0, 1), (1, 2), (4, 5.0)]
+    assert [r.getMessage() for r in caplog.records if r.levelname == "WARNING"] == problems
+    assert caption_problems(caps[:1], 5.0) == []

@@ -144,3 +144,19 @@ def test_exit_codes_through_the_main_cli(tmp_path: Path, media: list[Path],
     assert cli.main(["render", str(out)]) == 1  # missing media: a clear error, no traceback
     err = capsys.readouterr().err
     assert "is missing; relink it first" in err and "Traceback" not in err
+
+
+def test_caption_import_adds_a_subtitle_files_captions(tmp_path: Path, media: list[Path]) -> None:
+    out = tmp_path / "tapes.svrproj"
+    run(["project", "create", str(out), *map(str, media)])
+    subs = tmp_path / "family.srt"
+    subs.write_text("1\n00:00:00,100 --> 00:00:00,400\nGrandma's 80th\n\n"
+                    "2\n00:00:00,500 --> 00:00:00,700\nthe cake\n", encoding="utf-8")
+    assert run(["project", "caption", str(out), "--clip", "1", "--import", str(subs)]) == 0
+    captions = load_project(out).clips[0].captions
+    assert [(round(c.start, 2), c.text) for c in captions] == [(0.1, "Grandma's 80th"),
+                                                                (0.5, "the cake")]
+    with pytest.raises(UserError):
+        run(["project", "caption", str(out), "--clip", "1", "--import", str(media[0])])
+    with pytest.raises(UserError, match="--start"):
+        run(["project", "caption", str(out), "--clip", "1"])

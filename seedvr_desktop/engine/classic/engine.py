@@ -97,12 +97,16 @@ class ClassicEngine(Engine):
         self.deinterlace_mode = str(mode)
         if opts:
             raise UserError(f"unknown classic engine option(s): {', '.join(sorted(opts))}")
-        self.source: SourceInfo | None = None
-        self.output_size: tuple[int, int] | None = None
+        # What prepare() was given; None before it (the base class's `source` and `output_size`
+        # exist only once it has run).
+        self._source: SourceInfo | None = None
+        self._output_size: tuple[int, int] | None = None
         self._parity: str | None = None
 
     def prepare(self, source: SourceInfo, output_size: tuple[int, int]) -> None:
         super().prepare(source, output_size)
+        self._source = source
+        self._output_size = output_size
         self._parity = None
         if self.deinterlace_mode in ("tff", "bff"):
             self._parity = self.deinterlace_mode
@@ -120,7 +124,7 @@ class ClassicEngine(Engine):
     def _wants_deinterlace(self) -> bool:
         if self.deinterlace_mode in ("tff", "bff"):
             return True
-        source = self.source
+        source = self._source
         return (
             self.deinterlace_mode == "auto"
             and source is not None
@@ -134,7 +138,8 @@ class ClassicEngine(Engine):
         context: ChunkContext,
         cancel: threading.Event | None = None,
     ) -> np.ndarray:  # (T, out_H, out_W, 3) float32 in [0, 1]
-        if self.output_size is None:
+        output_size = self._output_size
+        if output_size is None:
             raise RuntimeError("prepare() must be called before restore_chunk()")
         if frames.ndim != 4 or frames.shape[-1] != 3:
             raise ValueError(f"expected (T, H, W, 3) frames, got {frames.shape}")
@@ -163,7 +168,7 @@ class ClassicEngine(Engine):
         h = max(2.0 * sigma, 0.02 + 0.04 * blocky) * self.denoise
         x = cf.temporal_denoise(x, self.temporal_radius, h, cancel)
 
-        out_w, out_h = self.output_size
+        out_w, out_h = output_size
         out = np.empty((len(x), out_h, out_w, 3), np.float32)
         for i, frame in enumerate(x):
             if cancel is not None and cancel.is_set():

@@ -128,7 +128,9 @@ def temporal_denoise(
     t_len, height, width, _ = frames.shape
     if radius <= 0 or t_len < 2 or h <= 0.0 or min(height, width) < 16:
         return frames.copy()  # (DIS flow needs pictures of at least 12 pixels)
-    dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_FAST)
+    # OpenCV's stubs lack the DISOpticalFlow_create alias (the typed DISOpticalFlow.create would
+    # trade this for an error on calc(..., None): the stubs make the output flow required).
+    dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_FAST)  # type: ignore[attr-defined]
     grey8 = [np.clip(np.rint(grey(f) * 255.0), 0, 255).astype(np.uint8) for f in frames]
     gx, gy = np.meshgrid(np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32))
     out = np.empty_like(frames)
@@ -216,7 +218,7 @@ def upscale(frame: np.ndarray, size: tuple[int, int], detail: float) -> np.ndarr
         return np.clip(frame + detail * (frame - blurred), 0.0, 1.0)
     if out_w <= width and out_h <= height:
         return np.clip(cv2.resize(frame, size, interpolation=cv2.INTER_AREA), 0.0, 1.0)
-    up = cv2.resize(frame, size, interpolation=cv2.INTER_CUBIC)
+    up: np.ndarray = cv2.resize(frame, size, interpolation=cv2.INTER_CUBIC)
     for _ in range(2):
         error = frame - cv2.resize(up, (width, height), interpolation=cv2.INTER_AREA)
         up += cv2.resize(error, size, interpolation=cv2.INTER_CUBIC)

@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from seedvr_desktop.engine.base import ChunkContext, Engine, EngineCaps, SourceInfo
+from seedvr_desktop.engine.seedvr.oom import is_out_of_memory
 from seedvr_desktop.errors import ModelError, UserError
 from seedvr_desktop.vocab import COLOR_FIXES, DEFAULT_COLOR_FIX
 
@@ -113,6 +114,7 @@ class SeedVREngine(Engine):
         self.stage_hook = stage_hook
         self.model: Any = None
         self.settings: Any = None
+        self.block_streamer: Any = None  # hooks.BlockStreamer, made on first streamed chunk
         self.stage_seconds: dict[str, float] = {}
         self.stage_peaks: dict[str, int] = {}
         self.oom_retries: list[tuple[str, str]] = []  # (stage, new settings) per retry
@@ -222,7 +224,8 @@ class SeedVREngine(Engine):
         base = RunSettings()
         settings = fit(self.sizes(), frames, width, height, self.budget_bytes(),
                        self.choice.dtype.itemsize, scores=device.type != "cuda", start=base,
-                       can_offload=device.type != "cpu")  # on the CPU there is nowhere to go
+                       can_offload=device.type != "cpu",  # on the CPU there is nowhere to go
+                       weight_bytes=self.weight_bytes(), rates=self._rates()[0])
         if self.offload == "dit":
             settings = replace(settings, offload_dit=True)
         elif self.offload == "stream" and device.type != "cpu":
@@ -235,6 +238,20 @@ class SeedVREngine(Engine):
             settings = replace(settings, tile=int(self.forced_tile))
         return settings
 
+    def weight_bytes(self) -> float | None:
+        """Device bytes per DiT parameter of the weight file (fp8/GGUF stay quantised)."""
+        spec = self.model.spec if self.model is not None else self.spec()
+        per_param = getattr(spec, "dit_bytes_per_param", None)
+        return float(per_param(self.choice.dtype.itemsize)) if per_param else None
+
+    def _rates(self) -> tuple[dict[str, float], bool]:
+        """FLOP/s for this device and precision: calibrated, or the device class's guess."""
+        from seedvr_desktop.engine import device as dev
+        from seedvr_desktop.engine.seedvr.memory import load_rates
+
+        return load_rates(dev.device_key(self.choice.device), self.choice.precision,
+                          self.choice.device.type, _device_name(self.choice.device))
+
     def prepare(self, source: SourceInfo, output_size: tuple[int, int]) -> None:
         super().prepare(source, output_size)
         self.load()
@@ -246,7 +263,6 @@ class SeedVREngine(Engine):
     # ------------------------------------------------------------------ restoring
     def restore_chunk(self, frames: np.ndarray, context: ChunkContext,
                       cancel: threading.Event | None = None) -> np.ndarray:
-        from seedvr_desktop.engine import device as dev
         from seedvr_desktop.engine.seedvr.geometry import latent_count, valid_frames
         from seedvr_desktop.engine.seedvr.memory import degrade
 
@@ -255,23 +271,61 @@ class SeedVREngine(Engine):
                          getattr(self, "output_size", None) or _size_of(frames))
         t_lat = latent_count(valid_frames(frames.shape[0]))
         while True:
+            failure = ""
             try:
                 return self._restore(frames, context, cancel, self.settings)
             except Exception as exc:
-                if not dev.is_out_of_memory(exc):
+                if not is_out_of_memory(exc):
                     raise
-                stage = self._stage_name or "dit"
-                self._release()
-                new = degrade(self.settings, stage, t_lat)
-                if new is None:
-                    raise UserError(
-                        f"out of memory in the {stage} stage even with the most frugal "
-                        f"settings ({self.settings.describe()}); choose a smaller output size, "
-                        "close other GPU programs or use --device cpu") from exc
-                log.warning("out of memory during %s; retrying the chunk with %s", stage,
-                            new.describe())
-                self.oom_retries.append((stage, new.describe()))
-                self.settings = new
+                failure = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+            # Out of the except block: the traceback (and with it the failed attempt's
+            # tensors) is gone before memory is released and the chunk retried.
+            stage = self._stage_name or "dit"
+            self._stage_name = ""
+            self._release()
+            new = degrade(self.settings, stage, t_lat)
+            if new is None:
+                raise UserError(
+                    f"out of memory in the {stage} stage even with the most frugal "
+                    f"settings ({self.settings.describe()}): {failure}; choose a smaller output "
+                    "size, close other GPU programs or use --device cpu")
+            log.warning("out of memory during %s (%s); retrying the chunk with %s", stage,
+                        failure, new.describe())
+            self.oom_retries.append((stage, new.describe()))
+            self.settings = new
+
+    # ------------------------------------------------------------------ resume
+    def run_state(self) -> dict[str, Any] | None:
+        """The memory plan in use and the out-of-memory retries that led to it (journaled, so
+        `--resume` restores with the same settings and hence the same pictures)."""
+        if self.settings is None:
+            return None
+        from dataclasses import asdict
+
+        return {"plan": asdict(self.settings), "model": self.name,
+                "output_size": list(getattr(self, "output_size", ()) or ()),
+                "retries": [list(r) for r in self.oom_retries]}
+
+    def use_run_state(self, state: dict[str, Any]) -> None:
+        """Adopt the plan an earlier run of this job recorded; says why when it cannot."""
+        from seedvr_desktop.engine.seedvr.memory import RunSettings
+
+        try:
+            settings = RunSettings(**state["plan"])
+        except (KeyError, TypeError) as exc:
+            log.warning("the journal's memory plan cannot be used (%s: written by another "
+                        "version?); planning afresh, so resumed chunks may differ slightly", exc)
+            return
+        size = list(getattr(self, "output_size", ()) or ())
+        if state.get("model") != self.name or (state.get("output_size") or size) != size:
+            log.warning("the journal's memory plan is for %s at %s, this job is %s at %s; "
+                        "planning afresh", state.get("model"), state.get("output_size"),
+                        self.name, size)
+            return
+        if settings != self.settings:
+            log.info("resuming with the recorded memory plan: %s", settings.describe())
+        self.settings = settings
+        self.oom_retries = [(str(a), str(b)) for a, b in state.get("retries", [])]
 
     def _restore(self, frames: np.ndarray, context: ChunkContext,
                  cancel: threading.Event | None, settings: Any) -> np.ndarray:
@@ -304,6 +358,8 @@ class SeedVREngine(Engine):
         try:
             yield
         finally:
+            if self.choice.device.type == "mps":  # MPS queues work too: time it, not its launch
+                torch.mps.synchronize()
             if cuda:
                 torch.cuda.synchronize(self.choice.device)
                 peak = torch.cuda.max_memory_allocated(self.choice.device)
@@ -315,11 +371,14 @@ class SeedVREngine(Engine):
         self._stage_name = ""
 
     def _release(self) -> None:
+        import gc
+
         from seedvr_desktop.engine import device as dev
 
         dit = self.model.dit if self.model is not None else None
         if dit is not None and hasattr(dit, "clear_cache"):
             dit.clear_cache()
+        gc.collect()  # reference cycles of the failed attempt (autograd-free, but frames)
         dev.empty_cache(self.choice.device)
 
     def close(self) -> None:
@@ -338,6 +397,9 @@ class SeedVREngine(Engine):
                 rates["vae"] = (flops["encode"] + flops["decode"]) / vae_s
             if rates:
                 record_rates(dev.device_key(self.choice.device), self.choice.precision, rates)
+        if self.block_streamer is not None:  # unpin the block arena
+            self.block_streamer.close()
+            self.block_streamer = None
         self.model = None
 
     def work_flops(self) -> dict[str, float]:
@@ -360,7 +422,7 @@ class SeedVREngine(Engine):
     def plan(self, frames: int, output_size: tuple[int, int], chunks: int) -> Any:
         """Expected peak memory, time and settings for --plan; loads no weights."""
         from seedvr_desktop.engine import device as dev
-        from seedvr_desktop.engine.seedvr.memory import Plan, chunk_flops, estimate, load_rates
+        from seedvr_desktop.engine.seedvr.memory import Plan, chunk_flops, estimate
 
         spec = self.spec()
         self.choice = dev.resolve(self.device_name, self.precision_name)
@@ -371,15 +433,24 @@ class SeedVREngine(Engine):
         sizes = self.sizes()
         nbytes = self.choice.dtype.itemsize
         peak = estimate(sizes, settings, chunk, w, h, nbytes,
-                        scores=self.choice.device.type != "cuda").peak
-        rates, calibrated = load_rates(dev.device_key(self.choice.device),
-                                       self.choice.precision, self.choice.device.type)
+                        scores=self.choice.device.type != "cuda",
+                        weight_bytes=self.weight_bytes()).peak
+        rates, calibrated = self._rates()
         fl = chunk_flops(sizes, chunk, w, h, steps=recipe.steps,
                          guided=recipe.cfg_scale != 1.0)
         per_chunk = fl["dit"] / rates["dit"] + (fl["encode"] + fl["decode"]) / rates["vae"]
         return Plan(self.name, spec.name, self.choice.label, self.choice.precision, (w, h),
                     frames, chunk, chunks, settings, peak, self.budget_bytes(),
                     per_chunk * chunks, calibrated)
+
+
+def _device_name(device: Any) -> str:
+    """The GPU's marketing name (for the uncalibrated speed guess), "" when unknown."""
+    import torch
+
+    if device.type == "cuda" and torch.cuda.is_available():
+        return str(torch.cuda.get_device_name(device))
+    return ""
 
 
 def _cpu() -> Any:
@@ -391,7 +462,8 @@ def _cpu() -> Any:
 def _resident_bytes(model: Any, device: Any) -> int:
     total = 0
     for module in (model.dit, model.vae):
-        for p in module.parameters():
+        # Buffers too: fp8/GGUF layers keep their stored weights as buffers.
+        for p in [*module.parameters(), *module.buffers()]:
             if p.device.type == device.type:
                 total += p.numel() * p.element_size()
     return total

@@ -12,6 +12,11 @@ A folder holds the publisher's files (`seedvr2_ema_3b.pth` or another `seedvr*_e
      "dit_file": "...", "vae_file": "...", "scaling_factor": 0.9152}
 
 so smaller or derived models (the tests' tiny random models among them) load with no code change.
+
+A ComfyUI `models/SEEDVR2` folder works as is: it may hold several variants of each model
+(`seedvr2_ema_3b_fp16.safetensors`, `..._fp8_e4m3fn.safetensors`, `seedvr2_ema_3b-Q4_K_M.gguf`,
+`ema_vae_fp16.safetensors`); the preset picks the model's files, `variant` the format (default:
+the most precise present), and text embeddings missing there come from an installed model.
 Resolving a folder reads no tensors; `load_model` does the heavy work and turns every problem a
 user can cause (missing file, damaged file, file of the wrong model) into one-line ModelErrors.
 """
@@ -31,14 +36,20 @@ from torch import Tensor
 
 from seedvr_desktop.errors import ModelError
 from seedvr_desktop.models.dit.config import DiTConfig
+from seedvr_desktop.models.loading import WeightInfo, weight_file_info
 from seedvr_desktop.models.vae.config import VAEConfig
 
 log = logging.getLogger(__name__)
 
 MODEL_JSON = "seedvr.json"
-DIT_PATTERNS = ("seedvr2_ema_*.pth", "seedvr_ema_*.pth", "seedvr*.safetensors", "dit.safetensors",
-                "dit.pth", "dit*.safetensors")
-VAE_NAMES = ("ema_vae.pth", "ema_vae.safetensors", "vae.safetensors", "vae.pth")
+DIT_PATTERNS = ("seedvr2_ema_*.pth", "seedvr_ema_*.pth", "seedvr*.safetensors", "seedvr*.gguf",
+                "dit.safetensors", "dit.pth", "dit*.safetensors", "dit*.gguf")
+VAE_NAMES = ("ema_vae.pth", "ema_vae.safetensors", "ema_vae_fp16.safetensors", "vae.safetensors",
+             "vae.pth", "ema_vae*.safetensors")
+# When a folder holds several variants of one model (a ComfyUI `models/SEEDVR2` folder holds
+# fp16, fp8 and GGUF files side by side), the most precise one wins unless one is asked for.
+_VARIANT_ORDER = ("fp32", ".pth", "fp16", "bf16", "fp8_e4m3fn", "fp8_e5m2", "q8_0", "q6_k",
+                  "q5_k", "q4_k", "q3_k", "q2_k")
 EMB_NAMES = {"pos": ("pos_emb.pt", "pos_emb.safetensors"),
              "neg": ("neg_emb.pt", "neg_emb.safetensors")}
 # Per-layer keys that must be dropped from a base config when an override changes the depth.
@@ -80,10 +91,24 @@ class ModelSpec:
     dit_config: DiTConfig
     vae_config: VAEConfig
     recipe: Recipe
+    # What the DiT file stores (format, header sizes); None when not read (e.g. a test spec).
+    dit_weights: WeightInfo | None = None
 
     @property
     def needs_negative(self) -> bool:
         return self.recipe.cfg_scale != 1.0
+
+    @property
+    def dit_format(self) -> str:
+        return self.dit_weights.format if self.dit_weights is not None else "unknown"
+
+    def dit_bytes_per_param(self, compute_itemsize: int) -> float:
+        """Device bytes per DiT parameter for the memory planner: the stored size of weights
+        that stay quantised (fp8 ~1, Q8_0 ~1.06, Q4_K ~0.56) and `compute_itemsize` for the
+        rest. Multiply by the parameter count for the DiT's resident bytes."""
+        if self.dit_weights is None:
+            return float(compute_itemsize)
+        return self.dit_weights.bytes_per_param(compute_itemsize)
 
 
 @dataclass
@@ -121,18 +146,26 @@ def _guess_preset_name(dit_file: str) -> str | None:
 
 
 # ------------------------------------------------------------------------------ resolving
-def resolve_folder(folder: Path | str, preset: str | None = None) -> ModelSpec:
-    """Describe a model folder (files, architecture, recipe) without reading any weights."""
+def resolve_folder(folder: Path | str, preset: str | None = None,
+                   variant: str | None = None) -> ModelSpec:
+    """Describe a model folder (files, architecture, recipe) without reading any weights.
+
+    `variant` (e.g. "fp8_e4m3fn", "Q8_0", "Q4_K_M") picks among several DiT files of the model;
+    by default the most precise one present is used.
+    """
     folder = Path(folder).expanduser()
     if not folder.is_dir():
         raise ModelError(f"model folder not found: {folder}")
     meta = _read_json(folder)
-    dit_path = _pick_file(folder, meta.get("dit_file"), DIT_PATTERNS, "DiT checkpoint",
-                          "e.g. seedvr2_ema_3b.pth")
+    dit_path = (_pick_file(folder, meta.get("dit_file"), DIT_PATTERNS, "DiT checkpoint",
+                           "e.g. seedvr2_ema_3b.pth") if meta.get("dit_file")
+                else _pick_dit(folder, meta.get("preset") or preset, variant))
     vae_path = _pick_file(folder, meta.get("vae_file"), VAE_NAMES, "VAE checkpoint", "ema_vae.pth")
-    pos_path = _pick_file(folder, meta.get("pos_file"), EMB_NAMES["pos"], "text embedding",
+    emb_dir = folder if meta.get("pos_file") or _first_existing(folder, EMB_NAMES["pos"]) \
+        else _embedding_fallback(folder)
+    pos_path = _pick_file(emb_dir, meta.get("pos_file"), EMB_NAMES["pos"], "text embedding",
                           "pos_emb.pt")
-    neg_path = _first_existing(folder, EMB_NAMES["neg"])
+    neg_path = _first_existing(emb_dir, EMB_NAMES["neg"])
 
     base_name = meta.get("preset") or preset or _guess_preset_name(dit_path.name)
     base = _preset(base_name) if base_name else None
@@ -144,13 +177,29 @@ def resolve_folder(folder: Path | str, preset: str | None = None) -> ModelSpec:
     if dit_cfg.txt_in_dim <= 0:
         raise ModelError(f"{folder}: the DiT config has no text input")
     spec = ModelSpec(folder, meta.get("name") or base_name or folder.name, dit_path, vae_path,
-                     pos_path, neg_path, dit_cfg, vae_cfg, recipe)
+                     pos_path, neg_path, dit_cfg, vae_cfg, recipe, _file_info(dit_path))
     if spec.needs_negative and neg_path is None:
         raise ModelError(
             f"{folder} has no neg_emb.pt, which guided sampling (cfg_scale "
             f"{recipe.cfg_scale}) needs; copy it from the official release"
         )
     return spec
+
+
+def _embedding_fallback(folder: Path) -> Path:
+    """Where to find pos_emb.pt when the folder has none: a ComfyUI `models/SEEDVR2` folder keeps
+    only weights (the node ships the embeddings itself), so use those of an installed model."""
+    from seedvr_desktop.settings import load_settings
+
+    try:
+        root = load_settings().resolved_models_dir()
+    except Exception:  # settings unreadable: report the folder's own missing file
+        return folder
+    for candidate in sorted(root.glob("*/")) if root.is_dir() else []:
+        if _first_existing(candidate, EMB_NAMES["pos"]) is not None:
+            log.info("%s has no pos_emb.pt; using the one in %s", folder, candidate)
+            return candidate
+    return folder
 
 
 def _read_json(folder: Path) -> dict[str, Any]:
@@ -172,6 +221,44 @@ def _first_existing(folder: Path, patterns: tuple[str, ...]) -> Path | None:
         if hits:
             return hits[0]
     return None
+
+
+def dit_candidates(folder: Path) -> list[Path]:
+    """Every DiT weight file in a folder (any format), sorted by name."""
+    found = {p for pattern in DIT_PATTERNS for p in folder.glob(pattern) if p.is_file()}
+    return sorted(found)
+
+
+def _variant_rank(path: Path) -> int:
+    name = path.name.lower()
+    for i, tag in enumerate(_VARIANT_ORDER):
+        if tag in name:
+            return i
+    return 1  # no tag: an official or converted full-precision file
+
+
+def _pick_dit(folder: Path, preset: str | None, variant: str | None) -> Path:
+    files = dit_candidates(folder)
+    if not files:
+        raise ModelError(f"no DiT checkpoint in {folder} (expected e.g. seedvr2_ema_3b.pth)")
+    if preset:
+        matching = [p for p in files if _guess_preset_name(p.name) == preset]
+        files = matching or files
+    if variant:
+        wanted = [p for p in files if variant.lower() in p.name.lower()]
+        if not wanted:
+            raise ModelError(f"no {variant} file of {preset or 'the model'} in {folder} "
+                             f"(found: {', '.join(p.name for p in files)})")
+        files = wanted
+    return min(files, key=lambda p: (_variant_rank(p), p.name))
+
+
+def _file_info(path: Path) -> WeightInfo | None:
+    try:
+        return weight_file_info(path)
+    except (OSError, ValueError, ModelError) as exc:  # a damaged header fails at load, clearly
+        log.debug("cannot read the header of %s: %s", path, exc)
+        return None
 
 
 def _pick_file(folder: Path, named: str | None, patterns: tuple[str, ...], what: str,
@@ -277,6 +364,9 @@ def load_model(spec: ModelSpec, *, device: torch.device, dtype: torch.dtype,
     if spec.neg_path is not None and spec.needs_negative:
         neg = load_embedding(spec.neg_path, spec.dit_config.txt_in_dim)
     log.info("loading %s (%s) from %s", spec.name, spec.dit_config.describe(), spec.folder)
+    from seedvr_desktop.engine.device import attention_rounding
+
     dit = load_dit(spec.dit_path, spec.dit_config, dtype=dtype, device=dit_device or device)
+    dit.set_attention_rounding(attention_rounding(device))
     vae = load_vae(spec.vae_path, spec.vae_config, dtype=dtype, device=device)
     return LoadedModel(spec, dit, vae, pos, neg)

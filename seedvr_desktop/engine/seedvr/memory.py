@@ -3,18 +3,18 @@
 Users' most common SeedVR failure is running out of memory, so the engine never starts a stage
 it expects not to fit. Each stage's peak is modelled as resident weights plus activations:
 
-* DiT: weights (all blocks, or two blocks when streaming them from CPU memory) plus activations
-  proportional to the tokens of one DiT pass, L * (A*dim + B*mlp_hidden) elements, plus the
-  attention score matrix where the backend materialises it (CPU). A and B were fitted to
-  measured peaks of the tiny models (bench/engine.py prints estimate against measurement).
-* VAE: weights plus K times the largest activation tensor of one temporal slice (or one spatial
-  tile), read off the block structure, plus the conv's padded copy (capped by the conv tiling
-  limit) and the decoded slice.
+* DiT: weights (all blocks, or the outer layers and two block buffers when streaming) plus
+  activations proportional to the tokens of one DiT pass, L * K * dim elements (K per block
+  family, fitted to the full-size models on the meta device), plus the attention score matrix
+  where the backend materialises it (CPU, MPS).
+* VAE: weights plus one slice's (or one tile's) activations *and causal-conv carries*, measured
+  by running the real VAE code for two slices on the meta device (`meta_measure`), plus the
+  blended tile buffers and the colour fix.
 
-`fit` chooses, stage by stage, the fastest settings whose estimate fits the budget: first the
-VAE (conv tiling limit, then approximate spatial tiles, DiT offloaded to the CPU meanwhile), then
-the DiT window (latent frames per pass) and, if even one latent does not fit, block streaming.
-`degrade` gives the next more frugal settings after a real out-of-memory error.
+`fit` searches every combination of tiles, offload, streaming and DiT window and takes the
+fastest (`plan_seconds`) whose estimate fits the budget, exact before approximate at equal
+cost. `degrade` gives the next more frugal settings after a real out-of-memory error.
+`bench/memory_sim.py` checks the estimates against the whole chunk path on the meta device.
 """
 
 from __future__ import annotations
@@ -38,16 +38,11 @@ log = logging.getLogger(__name__)
 GIB = 1024**3
 MIB = 1024**2
 SAFETY = 0.85  # use at most this share of the budget: allocator fragmentation, CUDA context
-# Fitted to peaks measured on the CPU in float32 (bench/engine.py prints estimate against
-# measurement): the DiT's working set is about 8 model widths per token at its peak (attention
-# phase), plus the score matrices where attention is not fused; the VAE holds 5-8 (encode) and
-# 10-12.5 (decode) copies of its largest activation tensor (full-size VAE at the low end, tiny
-# ones at the high end); the larger values are used so the estimate errs on the safe side.
-DIT_A = 9.0  # elements per token per model width
-DIT_B = 0.5  # elements per token per MLP hidden width
-VAE_K_ENCODE = 7.0
-VAE_K_DECODE = 12.0
-VAE_OVERHEAD = 96 * MIB  # per call: kernel workspaces and carries that do not scale with size
+# DiT working set in elements per token per model width, by family, fitted to the full-size
+# models' peaks on the meta device with CUDA's fused attention (bench/memory_sim.py): the v2
+# (3B) blocks keep more per-token tensors alive at their peak than the v1 (7B) ones.
+DIT_K = {"v2": 11.7, "v1": 8.9}
+DIT_OVERHEAD = 24 * MIB  # per pass: timestep embedding, window plans, RoPE tables
 CONV_LIMIT = 0.5 * GIB  # the official conv tiling limit (exact; memory-neutral in our measure)
 TILES = (None, 64, 32, 16)  # latent tile side for approximate spatial VAE tiling
 TILE_OVERLAP = 4  # latents shared by neighbouring tiles
@@ -94,7 +89,8 @@ class ModelSizes:
     vae_channels: tuple[int, ...]
     temporal_scale_num: int
     latent_channels: int
-    vae_config: Any = None  # for the FLOP count (computed on first use: it takes a second)
+    vae_config: Any = None  # for the FLOP count and the VAE's meta-device measurement
+    dit_family: str = "v2"  # "v2" (3B) or "v1" (7B) blocks: their working sets differ
 
     @classmethod
     def from_configs(cls, dit_cfg: Any, vae_cfg: Any, txt_len: int) -> ModelSizes:
@@ -133,6 +129,7 @@ def _sizes(dit_cfg: Any, vae_cfg: Any, txt_len: int) -> ModelSizes:
         temporal_scale_num=vae_cfg.temporal_scale_num,
         latent_channels=vae_cfg.latent_channels,
         vae_config=vae_cfg,
+        dit_family="v2" if getattr(dit_cfg, "is_v2", True) else "v1",
     )
 
 
@@ -181,116 +178,181 @@ def window_keys(h_tok: int, w_tok: int, t_lat: int, txt_len: int) -> int:
     return min(wh, h_tok) * min(ww, w_tok) * min(wt, t_lat) + txt_len
 
 
+def _weight_bytes(nbytes: int, weight_bytes: float | None) -> float:
+    return float(weight_bytes) if weight_bytes else float(nbytes)
+
+
 def dit_bytes(sizes: ModelSizes, t_lat: int, h_lat: int, w_lat: int, nbytes: int, *,
-              stream_blocks: bool, scores: bool) -> int:
+              stream_blocks: bool, scores: bool, weight_bytes: float | None = None) -> int:
     """Peak of one DiT pass over t_lat latent frames of h_lat x w_lat."""
     h_tok, w_tok = h_lat // 2, w_lat // 2
     tokens = t_lat * h_tok * w_tok + sizes.txt_len
     # Below 4 bytes some tensors stay float32 (RoPE, norms): count 3 bytes per element then.
     per_element = nbytes if nbytes >= 4 else 1.5 * nbytes
-    act = tokens * (DIT_A * sizes.dim + DIT_B * sizes.hidden) * per_element
+    act = tokens * DIT_K[sizes.dit_family] * sizes.dim * per_element + DIT_OVERHEAD
     if scores:  # math attention materialises (queries x keys) per head, float32
         act += tokens * window_keys(h_tok, w_tok, t_lat, sizes.txt_len) * sizes.heads * 4
-    if stream_blocks:
-        weights = (sizes.dit_outside_blocks + 2 * sizes.dit_block_params) * nbytes
+    wb = _weight_bytes(nbytes, weight_bytes)
+    if stream_blocks:  # outer layers resident, two block buffers of the ring
+        weights = (sizes.dit_outside_blocks + 2 * sizes.dit_block_params) * wb
     else:
-        weights = sizes.dit_params * nbytes
+        weights = sizes.dit_params * wb
     latents = 3 * t_lat * h_lat * w_lat * 33 * 4
     return int(weights + act + latents)
 
 
-def _vae_levels(sizes: ModelSizes, frames: int, h: int, w: int) -> list[int]:
-    """Element counts of the largest activation at each VAE resolution level for one slice.
+def vae_stage_bytes(sizes: ModelSizes, settings: RunSettings, frames: int, ph: int, pw: int,
+                    nbytes: int, *, decode: bool, scores: bool,
+                    color_fix: str = "wavelet") -> int:
+    """Activations, carries and buffers (no weights) of the VAE stage of one chunk of `frames`
+    padded frames at ph x pw, measured slice-wise on the meta device (`meta_measure`)."""
+    from seedvr_desktop.engine.seedvr.meta_measure import color_fix_bytes, vae_slice_bytes
+    from seedvr_desktop.engine.seedvr.windows import plan_spans
 
-    Level i has channels max(C_{i-1}, C_i, C_{i+1}) (resnet in/out and the resampler's output)
-    at 1/2^i of the pixel size, with frames reduced by the temporal downsampling so far.
-    """
-    ch = sizes.vae_channels
-    n = len(ch)
-    out = []
-    for i in range(n):
-        c = max(ch[max(i - 1, 0)], ch[i], ch[min(i + 1, n - 1)])
-        t_down = max(0, min(i - (n - 1 - sizes.temporal_scale_num), sizes.temporal_scale_num))
-        f = max(1, math.ceil(frames / 2**t_down))
-        out.append(c * f * max(1, h >> i) * max(1, w >> i))
-    return out
-
-
-def vae_bytes(sizes: ModelSizes, frames: int, h: int, w: int, nbytes: int, tile: int | None,
-              *, decode: bool) -> int:
-    """Peak of one VAE slice of `frames` pixel frames at h x w (padded) pixels."""
-    th, tw = h, w
-    if tile:
-        side = (tile + 2 * TILE_OVERLAP) * 8
-        th, tw = min(h, side), min(w, side)
-    largest = max(_vae_levels(sizes, frames, th, tw))
-    k = VAE_K_DECODE if decode else VAE_K_ENCODE
-    act = k * largest * max(nbytes, 2) + VAE_OVERHEAD
-    output = 3 * 3 * frames * h * w * 4  # float32 slice, reference and colour-fixed copy
-    return int(sizes.vae_params * nbytes + act + output)
+    cfg = sizes.vae_config
+    sf = cfg.spatial_factor
+    h_lat, w_lat = ph // sf, pw // sf
+    th, tw = h_lat, w_lat
+    if settings.tile:
+        th = plan_spans(h_lat, settings.tile, TILE_OVERLAP)[0][1]
+        tw = plan_spans(w_lat, settings.tile, TILE_OVERLAP)[0][1]
+    n = settings.decode_slice if decode else settings.encode_slice
+    first = 1 + n
+    peak, carry = vae_slice_bytes(cfg, nbytes, th * sf, tw * sf, first, n,
+                                  settings.conv_max_bytes, decode=decode, fused=not scores)
+    t_lat = latent_count(max(frames, 1))
+    latent = t_lat * h_lat * w_lat * sizes.latent_channels * 4
+    if not decode:
+        pixels = first * 3 * ph * pw * nbytes  # the whole slice, cropped tile by tile
+        buffers = (2 * latent + pixels) if settings.tile else 0  # blended mean and logvar
+        return int(peak + buffers + 2 * latent)
+    out_frames = TEMPORAL_FACTOR * n + 1
+    tile_px = 3 * out_frames * th * tw * sf * sf
+    if settings.tile:
+        acc = 3 * (TEMPORAL_FACTOR * (t_lat - 1) + 1) * ph * pw * 4  # blended pixels, float32
+        blend = carry + tile_px * (nbytes + 2 * 4)  # the tile's slice, float32 and weighted
+        fix = color_fix_bytes(color_fix, out_frames, ph, pw)
+        return int(acc + max(peak, blend, fix) + 2 * latent)
+    fix = carry + tile_px * nbytes + color_fix_bytes(color_fix, out_frames, ph, pw)
+    return int(max(peak, fix) + 2 * latent)
 
 
 def estimate(sizes: ModelSizes, settings: RunSettings, frames: int, width: int, height: int,
-             nbytes: int, *, scores: bool) -> StageMemory:
-    """Per-stage device peaks for a chunk of `frames` source frames at the output size."""
+             nbytes: int, *, scores: bool, weight_bytes: float | None = None) -> StageMemory:
+    """Per-stage device peaks for a chunk of `frames` source frames at the output size.
+
+    `nbytes`: bytes per element of the compute dtype; `weight_bytes`: bytes per DiT weight
+    parameter as stored on the device (fp8 1, Q4_K_M about 0.56; default `nbytes`)."""
     pw, ph = padded_size(width, height)
     h_lat, w_lat = ph // 8, pw // 8
     t_lat = latent_count(max(frames, 1))
     window = min(settings.dit_window or t_lat, t_lat)
-    dit_resident_in_vae = 0 if settings.offload_dit else sizes.dit_params * nbytes
-    latent_bytes = 4 * t_lat * h_lat * w_lat * sizes.latent_channels * 4
-    enc_frames = 1 + settings.encode_slice
-    dec_frames = TEMPORAL_FACTOR * settings.decode_slice + 1
-    enc = vae_bytes(sizes, enc_frames, ph, pw, nbytes, settings.tile, decode=False)
-    dec = vae_bytes(sizes, dec_frames, ph, pw, nbytes, settings.tile, decode=True)
-    dit = dit_bytes(sizes, window, h_lat, w_lat, nbytes, stream_blocks=settings.stream_blocks,
-                    scores=scores)
+    wb = _weight_bytes(nbytes, weight_bytes)
+    offloaded = settings.offload_dit or settings.stream_blocks
+    dit_resident_in_vae = 0 if offloaded else int(sizes.dit_params * wb)
     vae_w = sizes.vae_params * nbytes
-    return StageMemory(enc + dit_resident_in_vae + latent_bytes, dit + vae_w + latent_bytes,
-                       dec + dit_resident_in_vae + latent_bytes)
+    padded = TEMPORAL_FACTOR * (t_lat - 1) + 1
+    enc = vae_stage_bytes(sizes, settings, padded, ph, pw, nbytes, decode=False, scores=scores)
+    dec = vae_stage_bytes(sizes, settings, padded, ph, pw, nbytes, decode=True, scores=scores)
+    dit = dit_bytes(sizes, window, h_lat, w_lat, nbytes, stream_blocks=settings.stream_blocks,
+                    scores=scores, weight_bytes=weight_bytes)
+    return StageMemory(enc + vae_w + dit_resident_in_vae, dit + vae_w,
+                       dec + vae_w + dit_resident_in_vae)
+
+
+# ------------------------------------------------------------------------------ planning
+PCIE_BYTES_PER_S = 12e9  # host -> device copies of offloaded/streamed weights (PCIe 4 x16)
+
+
+def plan_seconds(sizes: ModelSizes, settings: RunSettings, frames: int, width: int,
+                 height: int, nbytes: int, *, rates: dict[str, float] | None = None,
+                 weight_bytes: float | None = None, steps: int = 1) -> float:
+    """Expected seconds of one chunk under `settings`: compute (VAE with its tile overlaps,
+    DiT with its window overlaps) plus the weight transfers offloading and streaming add."""
+    from seedvr_desktop.engine.seedvr.windows import plan_spans
+
+    r = rates or DEFAULT_RATES["cuda"]
+    fl = chunk_flops(sizes, frames, width, height, steps=steps, guided=False)
+    pw, ph = padded_size(width, height)
+    h_lat, w_lat = ph // 8, pw // 8
+    t_lat = latent_count(max(frames, 1))
+    vae_factor = 1.0
+    if settings.tile:
+        rows = plan_spans(h_lat, settings.tile, TILE_OVERLAP)
+        cols = plan_spans(w_lat, settings.tile, TILE_OVERLAP)
+        covered = sum(b - a for a, b in rows) * sum(b - a for a, b in cols)
+        vae_factor = covered / (h_lat * w_lat) * 1.05  # and smaller, less efficient kernels
+    spans = plan_spans(t_lat, settings.dit_window or t_lat, settings.dit_overlap)
+    dit_factor = sum(b - a for a, b in spans) / t_lat
+    seconds = (fl["encode"] + fl["decode"]) * vae_factor / r["vae"]
+    seconds += fl["dit"] * dit_factor / r["dit"]
+    wb = _weight_bytes(nbytes, weight_bytes)
+    if settings.stream_blocks:  # every block crosses the bus once per window and step
+        seconds += len(spans) * steps * sizes.dit_params * wb / PCIE_BYTES_PER_S
+    elif settings.offload_dit:  # the DiT leaves and comes back once per chunk
+        seconds += 2 * sizes.dit_params * wb / PCIE_BYTES_PER_S
+    return seconds
+
+
+def candidates(frames: int, base: RunSettings, *, can_offload: bool) -> list[RunSettings]:
+    """Every combination the planner considers: tiles x offload x streaming x DiT window."""
+    t_lat = latent_count(max(frames, 1))
+    windows, w = [], t_lat
+    while w >= 1:
+        windows.append(w)
+        w = w // 2 if w > 2 else w - 1
+    out = []
+    for tile in TILES:
+        for offload in (False, True) if can_offload else (False,):
+            for stream in (False, True) if offload else (False,):
+                for w in windows:
+                    out.append(replace(base, tile=tile, offload_dit=offload, stream_blocks=stream,
+                                       dit_window=None if w == t_lat else w,
+                                       dit_overlap=min(base.dit_overlap, max(w - 1, 0))))
+    return out
 
 
 def fit(sizes: ModelSizes, frames: int, width: int, height: int, budget: int, nbytes: int, *,
-        scores: bool, start: RunSettings | None = None, can_offload: bool = True) -> RunSettings:
-    """The fastest settings whose estimated peak fits `budget` (bytes); the most frugal ones
-    when nothing fits (the OOM retry path then has the last word).
+        scores: bool, start: RunSettings | None = None, can_offload: bool = True,
+        weight_bytes: float | None = None, rates: dict[str, float] | None = None
+        ) -> RunSettings:
+    """The fastest settings whose estimated peak fits `budget` (bytes), exact before
+    approximate at equal cost; the most frugal ones when nothing fits (the OOM retry path then
+    has the last word).
 
-    Preference order, cheapest first: whole frames and chunks; the DiT moved to the CPU during
-    VAE work (exact, costs two transfers per chunk); approximate VAE tiles of shrinking size;
-    shorter DiT windows (blended in latent space); DiT blocks streamed from CPU memory (slow).
+    Order: no block streaming before streaming, longer DiT windows before shorter, then speed
+    (`plan_seconds`: compute plus the weight transfers offloading adds), so e.g. on a 24 GB
+    card the exact "DiT offloaded, whole frames" beats approximate tiles.
     `can_offload` is False where the DiT cannot leave the compute device (the CPU itself).
     """
     limit = budget * SAFETY
     base = start or RunSettings()
-
-    def est(s: RunSettings) -> StageMemory:
-        return estimate(sizes, s, frames, width, height, nbytes, scores=scores)
-
-    offloads = (False, True) if can_offload else (False,)
-    vae_candidates = [replace(base, tile=None, offload_dit=False)]
-    vae_candidates += [replace(base, tile=t, offload_dit=o) for t in TILES for o in offloads
-                       if (t, o) != (None, False)]
-    vae_candidates.sort(key=lambda s: (s.tile is not None, -(s.tile or 0), s.offload_dit))
-    s = vae_candidates[-1]
-    for cand in vae_candidates:
-        m = est(cand)
-        if max(m.encode, m.decode) <= limit:
-            s = cand
-            break
+    best: tuple[tuple[bool, int, int, bool], RunSettings] | None = None
     t_lat = latent_count(max(frames, 1))
-    for stream in (False, True) if can_offload else (False,):
-        window = t_lat
-        while window >= 1:
-            cand = replace(s, dit_window=None if window == t_lat else window,
-                           dit_overlap=min(s.dit_overlap, max(window - 1, 0)),
-                           stream_blocks=stream, offload_dit=s.offload_dit or stream)
-            if est(cand).dit <= limit:
-                return cand
-            window = window // 2 if window > 2 else window - 1
+    frugal: tuple[int, RunSettings] | None = None
+    for cand in candidates(frames, base, can_offload=can_offload):
+        peak = estimate(sizes, cand, frames, width, height, nbytes, scores=scores,
+                        weight_bytes=weight_bytes).peak
+        if frugal is None or peak < frugal[0]:
+            frugal = (peak, cand)
+        if peak > limit:
+            continue
+        secs = plan_seconds(sizes, cand, frames, width, height, nbytes, rates=rates,
+                            weight_bytes=weight_bytes)
+        # Streaming only where nothing else fits: it pins the DiT's bytes of host RAM and
+        # repeats its transfers for every DiT call (50-100 per chunk for SeedVR). Then the
+        # longest DiT window (temporal context: shorter windows change the pictures most),
+        # then the time, rounded to 1 %, so at "equal cost" exact settings (no tiles) win.
+        key = (cand.stream_blocks, -(cand.dit_window or t_lat),
+               round(math.log(max(secs, 1e-9)) / math.log(1.01)), cand.tile is not None)
+        if best is None or key < best[0]:
+            best = (key, cand)
+    if best is not None:
+        return best[1]
     log.warning("even the most frugal settings are estimated not to fit %.1f GiB",
                 budget / GIB)
-    return replace(s, dit_window=1, dit_overlap=0, stream_blocks=can_offload,
-                   offload_dit=s.offload_dit or can_offload)
+    assert frugal is not None
+    return frugal[1]
 
 
 def degrade(settings: RunSettings, stage: str, t_lat: int) -> RunSettings | None:
@@ -318,6 +380,29 @@ DEFAULT_RATES = {  # effective FLOP/s when this machine has no calibration yet (
     "mps": {"dit": 8e12, "vae": 4e12},
     "cpu": {"dit": 4e10, "vae": 2e10},
 }
+# Uncalibrated CUDA guesses by card class (bf16 dense tensor throughput reached by the DiT's
+# large matmuls is about half the datasheet figure; the VAE's convolutions about a quarter of
+# the DiT's): a consumer card is 3-10x slower than the data-centre figure above.
+CUDA_CLASSES: tuple[tuple[tuple[str, ...], dict[str, float]], ...] = (
+    (("h100", "h200", "h800", "gh200", "b100", "b200"), {"dit": 350e12, "vae": 80e12}),
+    (("a100", "a800"), {"dit": 150e12, "vae": 40e12}),
+    (("5090", "4090", "l40", "6000 ada", "a6000"), {"dit": 80e12, "vae": 20e12}),
+    (("5080", "4080", "3090", "a5000", "l4"), {"dit": 45e12, "vae": 12e12}),
+    (("5070", "4070", "3080", "a4000"), {"dit": 30e12, "vae": 8e12}),
+    (("4060", "3070", "3060", "2080", "a2000", "t4"), {"dit": 15e12, "vae": 4e12}),
+)
+CUDA_UNKNOWN = {"dit": 25e12, "vae": 6e12}  # an unlisted card: assume a mid-range consumer one
+
+
+def default_rates(kind: str, device_name: str = "") -> dict[str, float]:
+    """Uncalibrated FLOP/s for a device kind ("cuda", "mps", "cpu") and, on CUDA, its name."""
+    if kind != "cuda":
+        return dict(DEFAULT_RATES.get(kind, DEFAULT_RATES["cpu"]))
+    name = device_name.lower()
+    for keys, rates in CUDA_CLASSES:
+        if any(k in name for k in keys):
+            return dict(rates)
+    return dict(CUDA_UNKNOWN if name else DEFAULT_RATES["cuda"])
 
 
 def chunk_flops(sizes: ModelSizes, frames: int, width: int, height: int, *, steps: int,
@@ -341,14 +426,16 @@ def calibration_path() -> Path:
     return data_dir() / "calibration.json"
 
 
-def load_rates(device_key: str, precision: str, kind: str) -> tuple[dict[str, float], bool]:
-    """({"dit": FLOP/s, "vae": FLOP/s}, calibrated?) for this machine, device and precision."""
+def load_rates(device_key: str, precision: str, kind: str,
+               device_name: str = "") -> tuple[dict[str, float], bool]:
+    """({"dit": FLOP/s, "vae": FLOP/s}, calibrated?) for this machine, device and precision;
+    uncalibrated, a guess for the device class (`default_rates`)."""
     try:
         data = json.loads(calibration_path().read_text(encoding="utf-8"))
         rec = data[device_key][precision]
         return {"dit": float(rec["dit"]), "vae": float(rec["vae"])}, True
     except (OSError, ValueError, KeyError, TypeError):
-        return dict(DEFAULT_RATES.get(kind, DEFAULT_RATES["cpu"])), False
+        return default_rates(kind, device_name), False
 
 
 def record_rates(device_key: str, precision: str, measured: dict[str, float]) -> None:

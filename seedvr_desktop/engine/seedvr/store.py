@@ -151,11 +151,37 @@ class Hub(Protocol):
 
 
 class HubUnreachable(Exception):
-    """The hub could not be asked at all (offline, DNS, proxy): the caller prints instructions."""
+    """The hub could not be asked at all (offline, DNS, proxy): the caller prints instructions.
+
+    `timed_out`: it accepted the connection (or never completed it) but did not answer in time.
+    """
+
+    def __init__(self, message: str, *, timed_out: bool = False) -> None:
+        super().__init__(message)
+        self.timed_out = timed_out
+
+
+HUB_TIMEOUT_S = 20.0  # connect and read: a proxy that accepts but never answers must not hang
+
+
+def _is_timeout(exc: BaseException) -> bool:
+    for e in (exc, exc.__cause__, exc.__context__):
+        if e is not None and ("timeout" in type(e).__name__.lower()
+                              or "timed out" in str(e).lower()):
+            return True
+    return False
 
 
 class HuggingFaceHub:
-    """huggingface_hub: resolve a revision to a commit with LFS hashes, download resumably."""
+    """huggingface_hub: resolve a revision to a commit with LFS hashes, download resumably.
+
+    Every request has a connect and read timeout (`timeout` seconds): without one, a network
+    that accepts connections but never answers (a broken proxy) hangs the command forever.
+    """
+
+    def __init__(self, endpoint: str | None = None, timeout: float = HUB_TIMEOUT_S) -> None:
+        self.endpoint = endpoint
+        self.timeout = timeout
 
     def resolve(self, repo_id: str, revision: str) -> Snapshot:
         from huggingface_hub import HfApi
@@ -166,11 +192,13 @@ class HuggingFaceHub:
         )
 
         try:
-            info = HfApi().model_info(repo_id, revision=revision, files_metadata=True)
+            info = HfApi(endpoint=self.endpoint).model_info(
+                repo_id, revision=revision, files_metadata=True, timeout=self.timeout)
         except (RepositoryNotFoundError, RevisionNotFoundError, GatedRepoError) as exc:
             raise UserError(f"{repo_id}@{revision}: {type(exc).__name__}") from exc
         except Exception as exc:  # connection errors come in many types (httpx, OSError, ...)
-            raise HubUnreachable(f"{type(exc).__name__}: {exc}") from exc
+            raise HubUnreachable(f"{type(exc).__name__}: {exc}",
+                                 timed_out=_is_timeout(exc)) from exc
         files = {}
         for sib in info.siblings or []:
             lfs = getattr(sib, "lfs", None)
@@ -181,15 +209,20 @@ class HuggingFaceHub:
         return Snapshot(repo_id, str(info.sha), files)
 
     def fetch(self, snapshot: Snapshot, filename: str, dest_dir: Path) -> Path:
-        from huggingface_hub import hf_hub_download
+        import huggingface_hub
+        from huggingface_hub import constants as hf_constants
 
+        # The read timeout of the file transfer itself is this library setting (no argument).
+        hf_constants.HF_HUB_DOWNLOAD_TIMEOUT = max(1, int(self.timeout))
         try:
             # local_dir downloads resume from `<dest>/.cache/huggingface/download/*.incomplete`.
-            path = hf_hub_download(
-                snapshot.repo_id, filename, revision=snapshot.commit, local_dir=dest_dir
+            path = huggingface_hub.hf_hub_download(
+                snapshot.repo_id, filename, revision=snapshot.commit, local_dir=dest_dir,
+                etag_timeout=self.timeout, endpoint=self.endpoint,
             )
         except Exception as exc:
-            raise HubUnreachable(f"{filename}: {type(exc).__name__}: {exc}") from exc
+            raise HubUnreachable(f"{filename}: {type(exc).__name__}: {exc}",
+                                 timed_out=_is_timeout(exc)) from exc
         return Path(str(path))
 
 
@@ -277,6 +310,8 @@ def download(
     try:
         snap = hub.resolve(m.repo_id, revision)
     except HubUnreachable as exc:
+        if exc.timed_out:
+            raise UserError(_timeout_message(hub)) from exc
         raise UserError(
             f"cannot reach the model hub ({exc}).\n{offline_instructions(name, root)}"
         ) from exc
@@ -292,6 +327,8 @@ def download(
             try:
                 got = hub.fetch(snap, filename, folder)
             except HubUnreachable as exc:
+                if exc.timed_out:
+                    raise UserError(_timeout_message(hub)) from exc
                 raise UserError(
                     f"download of {filename} failed ({exc}); run the command again to resume.\n"
                     f"{offline_instructions(name, root)}"
@@ -310,6 +347,13 @@ def download(
     manifest.downloaded_at = int(time.time())
     manifest.write(folder)
     return folder
+
+
+def _timeout_message(hub: Hub) -> str:
+    seconds = getattr(hub, "timeout", HUB_TIMEOUT_S)
+    where = getattr(hub, "endpoint", None) or "huggingface.co"
+    return (f"the model hub ({where}) did not answer within {seconds:g} s; check the network or "
+            f"proxy and run the command again (it resumes), or use --source DIR")
 
 
 def _reuse_existing(

@@ -8,12 +8,16 @@ flash-attn, in two modes:
 
 * fast (default for bf16/fp16 models): segments of equal shape are stacked and run as one batched
   `scaled_dot_product_attention` call, so PyTorch picks its fused kernels (flash / memory-
-  efficient on CUDA, the flash CPU kernel otherwise), computed in bf16 like flash-attn;
+  efficient on CUDA, the flash CPU kernel otherwise), computed in bf16 like flash-attn (fp16
+  for fp16 models);
 * exact (default for float32 models): each segment alone through the float32 "math" kernel,
   which is what the reference computes; outputs then match it bit for bit on the same CPU kernels.
 
-Precision: like the official code, q, k and v are cast to bfloat16 before the attention whatever
-the model dtype, and the result is rounded to bfloat16 before it is cast back.
+Precision: like the official code, q, k and v are rounded to bfloat16 before the attention for
+bf16 and float32 models (and in exact mode), and the result is rounded to bfloat16 before it is
+cast back. An fp16 model (GPUs without native bf16) computes in fp16 with no bf16 casts: a bf16
+SDPA there has no fused kernel and falls back to the math kernel's full score matrices. Where a
+device has no bf16 at all (older MPS), `round_dtype` replaces bf16 (float32 = no rounding).
 """
 
 from __future__ import annotations
@@ -42,11 +46,14 @@ class WindowAttention(nn.Module):
         dim, inner, head_dim = cfg.vid_dim, cfg.inner_dim, cfg.head_dim
         self.heads = cfg.heads
         self.head_dim = head_dim
-        self.window = tuple(cfg.window[index])
+        self.window = cfg.window[index]  # already a tuple of ints (DiTConfig normalises it)
         self.method = cfg.window_method[index]
         self.text_rope = cfg.is_v2  # v1 rotates video only
         # None: exact reference arithmetic for float32 models, fused fast kernels otherwise.
         self.exact: bool | None = None
+        # None: the official bf16 rounding (fp16 for fp16 models); else the dtype q/k/v and the
+        # output are rounded to (float32: none), for devices without bf16.
+        self.round_dtype: torch.dtype | None = None
         self.proj_qkv = MMPair(lambda: nn.Linear(dim, 3 * inner, bias=cfg.qk_bias), shared=shared)
         self.proj_out = MMPair(lambda: nn.Linear(inner, dim), shared=shared)
         # v1 never shares the qk norms; v2 shares them in the `.all.` layers.
@@ -76,7 +83,8 @@ class WindowAttention(nn.Module):
 
         exact = self.exact if self.exact is not None else vid.dtype == torch.float32
         vid_out, txt_out = windowed_attention(
-            vid_q, vid_k, vid_v, txt_q, txt_k, txt_v, plan, packing, exact=exact
+            vid_q, vid_k, vid_v, txt_q, txt_k, txt_v, plan, packing, exact=exact,
+            round_dtype=self.round_dtype,
         )
         return mm_apply(self.proj_out, vid_out.flatten(1), txt_out.flatten(1))
 
@@ -109,6 +117,7 @@ def windowed_attention(
     packing: Packing,
     *,
     exact: bool,
+    round_dtype: torch.dtype | None = None,
 ) -> tuple[Tensor, Tensor]:
     """Attention over all segments of a plan.
 
@@ -119,9 +128,12 @@ def windowed_attention(
     `exact` runs each segment on its own through the float32 "math" SDPA kernel, which is what
     the reference computes (bit for bit on the same CPU kernels); otherwise segments of equal
     shape are batched into one fused SDPA call (flash / memory-efficient kernels), the fast path.
+    `round_dtype` (default: bf16, or fp16 for an fp16 fast path) is what q, k, v and the output
+    are rounded to; the attention computes in it, or in float32 when exact or for fp32 models.
     """
     out_dtype = vid_q.dtype
-    compute = torch.float32 if exact or out_dtype == torch.float32 else torch.bfloat16
+    rnd = attention_dtypes(out_dtype, exact, round_dtype)
+    compute = torch.float32 if exact or out_dtype == torch.float32 else rnd
     heads, dim = vid_q.shape[1], vid_q.shape[2]
     vid_out = vid_q.new_empty(vid_q.shape)
     copies = vid_q.new_empty((plan.txt_copy_len, heads, dim))
@@ -134,11 +146,13 @@ def windowed_attention(
                     one = SegmentGroup(
                         group.vid_idx[pick], group.txt_idx[pick], group.txt_slot[pick]
                     )
-                    out = _attend(vid_q, vid_k, vid_v, txt_q, txt_k, txt_v, one, compute, out_dtype)
+                    out = _attend(vid_q, vid_k, vid_v, txt_q, txt_k, txt_v, one, compute, rnd,
+                                  out_dtype)
                     vid_out[one.vid_idx[0]] = out[0, :s]
                     copies[one.txt_slot[0]] = out[0, s:]
         else:
-            out = _attend(vid_q, vid_k, vid_v, txt_q, txt_k, txt_v, group, compute, out_dtype)
+            out = _attend(vid_q, vid_k, vid_v, txt_q, txt_k, txt_v, group, compute, rnd,
+                          out_dtype)
             vid_out[group.vid_idx.reshape(-1)] = out[:, :s].reshape(-1, heads, dim)
             copies[group.txt_slot.reshape(-1)] = out[:, s:].reshape(-1, heads, dim)
     txt_out = [
@@ -159,17 +173,30 @@ def _attend(
     txt_v: Tensor,
     group: SegmentGroup,
     compute: torch.dtype,
+    rnd: torch.dtype,
     out_dtype: torch.dtype,
 ) -> Tensor:
-    """SDPA over the group's segments -> (n, S+Lt, H, D) in out_dtype, through bf16."""
-    q = _segments(vid_q, txt_q, group, compute)  # (n, H, S+Lt, D)
-    k = _segments(vid_k, txt_k, group, compute)
-    v = _segments(vid_v, txt_v, group, compute)
+    """SDPA over the group's segments -> (n, S+Lt, H, D) in out_dtype, rounded through `rnd`."""
+    q = _segments(vid_q, txt_q, group, compute, rnd)  # (n, H, S+Lt, D)
+    k = _segments(vid_k, txt_k, group, compute, rnd)
+    v = _segments(vid_v, txt_v, group, compute, rnd)
     out = F.scaled_dot_product_attention(q, k, v)  # scale 1/sqrt(D)
-    return out.transpose(1, 2).to(torch.bfloat16).to(out_dtype)
+    return out.transpose(1, 2).to(rnd).to(out_dtype)
 
 
-def _segments(vid: Tensor, txt: Tensor, group: SegmentGroup, compute: torch.dtype) -> Tensor:
-    """Gather the group's segments as (n, H, S+Lt, D), through bf16 as the official code does."""
+def attention_dtypes(out_dtype: torch.dtype, exact: bool,
+                     round_dtype: torch.dtype | None) -> torch.dtype:
+    """The dtype q/k/v are rounded to: the official bf16, fp16 on an fp16 fast path, or the
+    device's override."""
+    if round_dtype is not None:
+        return round_dtype
+    if out_dtype == torch.float16 and not exact:
+        return torch.float16
+    return torch.bfloat16
+
+
+def _segments(vid: Tensor, txt: Tensor, group: SegmentGroup, compute: torch.dtype,
+              rnd: torch.dtype) -> Tensor:
+    """Gather the group's segments as (n, H, S+Lt, D), rounded through `rnd` (official: bf16)."""
     seg = torch.cat((vid[group.vid_idx], txt[group.txt_idx]), dim=1)  # (n, S+Lt, H, D)
-    return seg.to(torch.bfloat16).to(compute).transpose(1, 2)
+    return seg.to(rnd).to(compute).transpose(1, 2)

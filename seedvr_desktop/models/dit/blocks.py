@@ -32,6 +32,7 @@ class MMSRBlock(nn.Module):
         self.dim = dim
         self.norm = RMSNorm(dim, cfg.norm_eps, affine=False)  # no weights: no state-dict keys
         self.attn = WindowAttention(cfg, index)
+        self.mlp: MMPair[nn.Module]
         if cfg.mlp_type == "swiglu":
             self.mlp = MMPair(lambda: SwiGLU(dim, cfg.expand_ratio), shared=shared,
                               vid_only=vid_only)
@@ -59,10 +60,10 @@ class MMSRBlock(nn.Module):
         }
         vid_ada, txt_ada = self.ada.branch("vid"), self.ada.branch("txt")
 
-        vid_a = vid_ada.modulate_in(self.norm(vid), *mod["vid"][0:2], "attn")
+        vid_a = vid_ada.modulate_in(self.norm(vid), mod["vid"][0], mod["vid"][1], "attn")
         txt_a = self.norm(txt)
         if txt_ada is not None:
-            txt_a = txt_ada.modulate_in(txt_a, *mod["txt"][0:2], "attn")
+            txt_a = txt_ada.modulate_in(txt_a, mod["txt"][0], mod["txt"][1], "attn")
         vid_a, txt_a = self.attn(vid_a, txt_a, packing)
         vid_a = vid_ada.gate_out(vid_a, mod["vid"][2], "attn")
         if txt_ada is not None:
@@ -70,11 +71,13 @@ class MMSRBlock(nn.Module):
         vid_a = vid_a + vid
         txt_a = txt_a + txt
 
-        vid_m = vid_ada.modulate_in(self.norm(vid_a), *mod["vid"][3:5], "mlp")
+        vid_m = vid_ada.modulate_in(self.norm(vid_a), mod["vid"][3], mod["vid"][4], "mlp")
         vid_m = vid_ada.gate_out(self.mlp.branch("vid")(vid_m), mod["vid"][5], "mlp")
         if txt_ada is not None:
-            txt_m = txt_ada.modulate_in(self.norm(txt_a), *mod["txt"][3:5], "mlp")
-            txt_m = txt_ada.gate_out(self.mlp.branch("txt")(txt_m), mod["txt"][5], "mlp")
+            txt_mlp = self.mlp.branch("txt")
+            assert txt_mlp is not None  # built with the same vid_only as the ada
+            txt_m = txt_ada.modulate_in(self.norm(txt_a), mod["txt"][3], mod["txt"][4], "mlp")
+            txt_m = txt_ada.gate_out(txt_mlp(txt_m), mod["txt"][5], "mlp")
         else:
             txt_m = txt_a  # vid-only norm/mlp/ada leave the text as it is
         return vid_m + vid_a, txt_m + txt_a, vid_shape, txt_shape

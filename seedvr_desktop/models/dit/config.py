@@ -62,10 +62,11 @@ class DiTConfig:
         set_ = object.__setattr__
         set_(self, "patch_size", tuple(int(p) for p in self.patch_size))
         set_(self, "block_type", _per_layer(self.block_type or "mmdit_sr", n, "block_type"))
-        window = self.window or ((4, 3, 3),)
-        if len(window) == 3 and all(isinstance(v, int) for v in window):
-            window = (tuple(window),)
-        window = tuple(tuple(int(v) for v in w) for w in window)
+        # As given: one (nt, nh, nw) for every layer, or one entry per layer.
+        given: Sequence[Any] = self.window or ((4, 3, 3),)
+        if len(given) == 3 and all(isinstance(v, int) for v in given):
+            given = (tuple(given),)
+        window = tuple(tuple(int(v) for v in w) for w in given)
         set_(self, "window", _per_layer(window, n, "window"))
         methods = self.window_method or ("720pwin_by_size_bysize", "720pswin_by_size_bysize")
         if isinstance(methods, str):

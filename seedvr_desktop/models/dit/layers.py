@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from typing import Generic, Literal, TypeVar, overload
 
 import torch
 import torch.nn.functional as F
@@ -38,14 +39,17 @@ class RMSNorm(nn.Module):
         return y.to(x.dtype)
 
 
-class MMPair(nn.Module):
+_M = TypeVar("_M", bound=nn.Module)
+
+
+class MMPair(nn.Module, Generic[_M]):
     """One module per branch (`vid`, `txt`) or one shared module (`all`), like official MMModule.
 
     `vid_only` (v2 last layer) builds no text module; the text then passes through unchanged.
     """
 
     def __init__(
-        self, factory: Callable[[], nn.Module], *, shared: bool = False, vid_only: bool = False
+        self, factory: Callable[[], _M], *, shared: bool = False, vid_only: bool = False
     ) -> None:
         super().__init__()
         self.shared = shared
@@ -57,16 +61,21 @@ class MMPair(nn.Module):
             if not vid_only:
                 self.txt = factory()
 
-    def branch(self, name: str) -> nn.Module | None:
+    @overload
+    def branch(self, name: Literal["vid"]) -> _M: ...
+    @overload
+    def branch(self, name: str) -> _M | None: ...
+
+    def branch(self, name: str) -> _M | None:
         """The module applied to branch `name` ('vid'/'txt'), or None when text skips it."""
         if name == "txt" and self.vid_only:
             return None
         return self.all if self.shared else getattr(self, name)
 
 
-def mm_apply(pair: MMPair, vid: Tensor, txt: Tensor, *args: object) -> tuple[Tensor, Tensor]:
+def mm_apply(pair: MMPair[_M], vid: Tensor, txt: Tensor, *args: object) -> tuple[Tensor, Tensor]:
     """Apply a pair to both branches (text unchanged when the pair is vid-only)."""
-    vid = pair.branch("vid")(vid, *args)  # type: ignore[misc]
+    vid = pair.branch("vid")(vid, *args)
     txt_mod = pair.branch("txt")
     if txt_mod is not None:
         txt = txt_mod(txt, *args)

@@ -143,7 +143,10 @@ class NaDiT(nn.Module):
 
     @property
     def dtype(self) -> torch.dtype:
-        return self.vid_in.proj.weight.dtype
+        """The compute dtype. Read from a bias, which low-precision files never quantise (their
+        linear weights may be fp8 or GGUF blocks that are dequantised to this dtype at use)."""
+        bias = self.vid_in.proj.bias
+        return bias.dtype if bias is not None else self.vid_in.proj.weight.dtype
 
     def forward(
         self,
@@ -195,7 +198,14 @@ class NaDiT(nn.Module):
         """True: reference arithmetic (per-window float32 math attention, slow, bit-faithful);
         False: fused SDPA batched by window shape (fast); None: exact only for float32 models."""
         for block in self.blocks:
+            assert isinstance(block, MMSRBlock)  # the only kind of block built
             block.attn.exact = exact
+
+    def set_attention_rounding(self, dtype: torch.dtype | None) -> None:
+        """The dtype attention inputs/outputs are rounded to: None = official bf16 (fp16 for fp16
+        models); float32 = no rounding, for devices without bf16 (older Apple GPUs)."""
+        for block in self.blocks:
+            setattr(block.attn, "round_dtype", dtype)  # noqa: B010 - blocks are untyped here
 
     def clear_cache(self) -> None:
         """Forget cached window plans and RoPE tables (e.g. to free GPU memory)."""

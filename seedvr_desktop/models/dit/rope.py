@@ -39,6 +39,8 @@ def default_freqs(kind: str, head_dim: int, rope_dim: int) -> Tensor:
 class RopeFreqs(nn.Module):
     """Holder of the persistent `freqs` buffer (state-dict key `...attn.rope.rope.freqs`)."""
 
+    freqs: Tensor
+
     def __init__(self, freqs: Tensor) -> None:
         super().__init__()
         self.register_buffer("freqs", freqs, persistent=True)

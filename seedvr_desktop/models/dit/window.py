@@ -91,4 +91,4 @@ def make_windows(
     nw = tuple(int(v) for v in num_windows)
     if len(nw) != 3 or min(nw) < 1:
         raise ValueError(f"window config must be three positive counts, got {tuple(num_windows)}")
-    return list(_cached_windows(g, nw, method))  # type: ignore[arg-type]
+    return list(_cached_windows(g, nw, method))

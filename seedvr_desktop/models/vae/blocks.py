@@ -18,6 +18,8 @@ from torch import Tensor, nn
 
 from seedvr_desktop.models.vae.causal_conv import CausalContext, CausalConv3d
 
+MAX_ELEMENTS = 2**31 - 1  # no tensor past this: int32 indexing limits (cuDNN, MPS)
+
 
 def frame_group_norm(
     x: Tensor, norm: nn.GroupNorm, ctx: CausalContext, *, silu: bool = False
@@ -121,32 +123,55 @@ class Upsample3D(nn.Module):
             if not self.upscale_conv.weight.is_meta:
                 eye = torch.eye(channels).repeat(ratio, 1)
                 self.upscale_conv.weight.copy_(eye.reshape_as(self.upscale_conv.weight))
-                self.upscale_conv.bias.zero_()
+                bias = self.upscale_conv.bias
+                assert bias is not None  # nn.Conv3d builds a bias by default
+                bias.zero_()
 
     def forward(self, x: Tensor, ctx: CausalContext) -> Tensor:
         b, c, t, h, w = x.shape
         z, s = self.time_ratio, self.space_ratio
-        y = F.conv3d(x, self.upscale_conv.weight, self.upscale_conv.bias)  # (B, s*s*z*C, T, H, W)
-        # (B, s, s, z, C, T, H, W) -> (B, C, T, z, H, s, W, s): a view, copied once below.
-        y = y.unflatten(1, (s, s, z, c)).permute(0, 4, 5, 3, 6, 1, 7, 2)
         drop = z > 1 and ctx.first
         out = torch.empty(
             (b, c, t * z - int(drop), h * s, w * s),
-            dtype=y.dtype,
-            device=y.device,
+            dtype=x.dtype,
+            device=x.device,
             memory_format=ctx.format_for(x),
         )
 
         def blocks(o: Tensor, n: int, zz: int) -> Tensor:  # (B,C,n*zz,H*s,W*s) view
             return o.unflatten(2, (n, zz)).unflatten(4, (h, s)).unflatten(6, (w, s))
 
-        if drop:
-            blocks(out[:, :, :1], 1, 1).copy_(y[:, :, :1, :1])
-            if t > 1:
-                blocks(out[:, :, 1:], t - 1, z).copy_(y[:, :, 1:])
-        else:
-            blocks(out, t, z).copy_(y)
-        del y
+        whole = b * s * s * z * c * t * h * w  # elements of the full upscale_conv output
+        if whole <= MAX_ELEMENTS and whole * x.element_size() <= ctx.conv_max_bytes:
+            y = F.conv3d(x, self.upscale_conv.weight, self.upscale_conv.bias)  # (B,ssz*C,T,H,W)
+            # (B, s, s, z, C, T, H, W) -> (B, C, T, z, H, s, W, s): a view, copied once below.
+            y = y.unflatten(1, (s, s, z, c)).permute(0, 4, 5, 3, 6, 1, 7, 2)
+            if drop:
+                blocks(out[:, :, :1], 1, 1).copy_(y[:, :, :1, :1])
+                if t > 1:
+                    blocks(out[:, :, 1:], t - 1, z).copy_(y[:, :, 1:])
+            else:
+                blocks(out, t, z).copy_(y)
+            del y
+            return self.conv(out, ctx)
+        # Large inputs (1080p: 1024 x 5 x 544 x 960 > 2^31 elements, past cuDNN's fast path and
+        # the MPS limit): one group of C output channels at a time. A 1x1 conv computes every
+        # output channel on its own, so the result is the same; only one group's output lives.
+        weight, bias = self.upscale_conv.weight, self.upscale_conv.bias
+        for a in range(s):
+            for bb in range(s):
+                for zt in range(z):
+                    g = ((a * s + bb) * z + zt) * c
+                    yg = F.conv3d(x, weight[g:g + c], None if bias is None else bias[g:g + c])
+                    if drop:
+                        if zt == 0:
+                            blocks(out[:, :, :1], 1, 1)[:, :, :, 0, :, a, :, bb].copy_(yg[:, :, :1])
+                        if t > 1:
+                            blocks(out[:, :, 1:], t - 1, z)[:, :, :, zt, :, a, :, bb].copy_(
+                                yg[:, :, 1:])
+                    else:
+                        blocks(out, t, z)[:, :, :, zt, :, a, :, bb].copy_(yg)
+                    del yg
         return self.conv(out, ctx)
 
 

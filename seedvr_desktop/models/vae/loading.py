@@ -101,7 +101,11 @@ def load_vae(
         )
     model = model.to(device)
     if model.device.type == "cuda":
-        model = model.to(memory_format=torch.channels_last_3d)
+        # Module.to documents and accepts memory_format; torch's overloads leave it out. (The
+        # `unused-ignore` code keeps this quiet where call-overload is disabled for the package.)
+        model = model.to(  # type: ignore[call-overload, unused-ignore]
+            memory_format=torch.channels_last_3d
+        )
     if options is not None:
         model.options = options
     return model.eval().requires_grad_(False)

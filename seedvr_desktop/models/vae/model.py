@@ -120,10 +120,14 @@ class Encoder(nn.Module):
     def forward(self, x: Tensor, ctx: CausalContext) -> Tensor:
         x = self.conv_in(x, ctx)
         for block in self.down_blocks:
-            for resnet in block.resnets:
+            resnets = block.resnets
+            assert isinstance(resnets, nn.ModuleList)  # built so in __init__
+            for resnet in resnets:
                 x = resnet(x, ctx)
             if hasattr(block, "downsamplers"):
-                x = block.downsamplers[0](x, ctx)
+                downsamplers = block.downsamplers
+                assert isinstance(downsamplers, nn.ModuleList)
+                x = downsamplers[0](x, ctx)
         x = self.mid_block(x, ctx)
         return self.conv_out(frame_group_norm(x, self.conv_norm_out, ctx, silu=True), ctx)
 
@@ -158,10 +162,14 @@ class Decoder(nn.Module):
     def forward(self, z: Tensor, ctx: CausalContext) -> Tensor:
         x = self.mid_block(self.conv_in(z, ctx), ctx)
         for block in self.up_blocks:
-            for resnet in block.resnets:
+            resnets = block.resnets
+            assert isinstance(resnets, nn.ModuleList)  # built so in __init__
+            for resnet in resnets:
                 x = resnet(x, ctx)
             if hasattr(block, "upsamplers"):
-                x = block.upsamplers[0](x, ctx)
+                upsamplers = block.upsamplers
+                assert isinstance(upsamplers, nn.ModuleList)
+                x = upsamplers[0](x, ctx)
         return self.conv_out(frame_group_norm(x, self.conv_norm_out, ctx, silu=True), ctx)
 
 
