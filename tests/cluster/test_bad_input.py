@@ -54,9 +54,9 @@ def test_an_unreachable_address_is_one_line_at_once(tmp_path: Path) -> None:
             list(run(RestoreJob(clip, out, engine="classic"), None))
         assert time.monotonic() - started < 10
         assert f"cannot reach a Ray cluster at {address}" in _one_line(exc)
-    with pytest.raises(UserError, match="give local, auto"):
-        with cluster_runner(parser.parse_args(["--cluster", "nowhere"])):
-            pass
+    with pytest.raises(UserError, match="give local, auto"), \
+            cluster_runner(parser.parse_args(["--cluster", "nowhere"])):
+        pass
     _nothing_written(tmp_path, out)
 
 
