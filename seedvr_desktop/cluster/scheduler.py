@@ -131,7 +131,10 @@ class Scheduler:
                     yield None
         finally:
             for ref in running:
-                ray.cancel(ref, force=False)
+                try:
+                    ray.cancel(ref, force=False)
+                except Exception:  # its worker is gone already: nothing left to stop
+                    log.debug("could not cancel a unit", exc_info=True)
 
     def _dispatch(self, todo: list[WorkUnit], limit: int) -> None:
         """Give units up to number `limit` to free worker slots."""

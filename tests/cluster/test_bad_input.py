@@ -109,13 +109,21 @@ class TestOnACluster:
         want = tmp_path / "local.mp4"
         assert list(run_restore(RestoreJob(clip, want, engine="classic")))[-1].stage == "done"
         monkeypatch.chdir(tmp_path)
-        uploads, returned = [], []
+        uploads: list[object] = []
+        returned: list[object] = []
         source_ref = cluster_scheduler.Scheduler._source_ref
-        monkeypatch.setattr(cluster_scheduler.Scheduler, "_source_ref",
-                            lambda self, h: uploads.append(h) or source_ref(self, h))
         write = cluster_run.atomic_write_bytes
-        monkeypatch.setattr(cluster_run, "atomic_write_bytes",
-                            lambda path, data: returned.append(path) or write(path, data))
+
+        def counted_upload(self: cluster_scheduler.Scheduler, handle: object) -> object:
+            uploads.append(handle)
+            return source_ref(self, handle)  # type: ignore[arg-type]
+
+        def counted_write(path: Path, data: bytes) -> None:
+            returned.append(path)
+            write(path, data)
+
+        monkeypatch.setattr(cluster_scheduler.Scheduler, "_source_ref", counted_upload)
+        monkeypatch.setattr(cluster_run, "atomic_write_bytes", counted_write)
         job = RestoreJob(Path("c.mp4"), Path("o.mp4"), engine="classic")
         with ClusterSession("local") as session:
             run = ClusterVideoRun(job, plan_job(job), threading.Event(), session)
