@@ -147,6 +147,9 @@ def _add_restore(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--audio", choices=vocab.AUDIO_MODES, default="copy")
     p.add_argument("--no-subtitles", action="store_true", help="do not copy subtitle tracks")
     p.add_argument("--resume", action="store_true", help="continue an interrupted job")
+    from seedvr_desktop.cluster.cli_options import add_cluster_argument
+
+    add_cluster_argument(p)
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     p.add_argument("--seed", type=int, default=666, help="noise seed of generative engines")
     p.add_argument("--chunk-length", type=_positive_int, metavar="N",
@@ -325,19 +328,22 @@ def cmd_restore(args: argparse.Namespace) -> int:
     jobs = jobs_from_args(args)
     if args.plan:
         return _print_plans(jobs)
+    from seedvr_desktop.cluster.cli_options import cluster_runner
+
     status = 0
-    for n, job in enumerate(jobs, 1):
-        label = f"[{n}/{len(jobs)}]" if len(jobs) > 1 else ""
-        try:
-            code = run_job_with_progress(job, label=label)
-        except UserError as exc:
-            if len(jobs) == 1:
-                raise
-            print(f"error: {job.input_path.name}: {exc}", file=sys.stderr)
-            status = 1
-            continue
-        if code:
-            return code  # cancelled: do not start the next input
+    with cluster_runner(args) as run:  # plain run_restore without --cluster
+        for n, job in enumerate(jobs, 1):
+            label = f"[{n}/{len(jobs)}]" if len(jobs) > 1 else ""
+            try:
+                code = run_job_with_progress(job, label=label, run=run)
+            except UserError as exc:
+                if len(jobs) == 1:
+                    raise
+                print(f"error: {job.input_path.name}: {exc}", file=sys.stderr)
+                status = 1
+                continue
+            if code:
+                return code  # cancelled: do not start the next input
     return status
 
 

@@ -14,7 +14,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, TextIO
 
 if TYPE_CHECKING:
@@ -161,14 +161,16 @@ def _with_message(event: ProgressEvent, message: str) -> ProgressEvent:
 
 
 def run_job_with_progress(job: RestoreJob, *, label: str = "",
-                          cancel: threading.Event | None = None) -> int:
+                          cancel: threading.Event | None = None,
+                          run: Callable[[RestoreJob, threading.Event | None],
+                                        Iterator[ProgressEvent]] | None = None) -> int:
     """Run one job in the foreground; 0 when done, 130 when cancelled. Errors propagate."""
     from seedvr_desktop.engine.pipeline import run_restore
 
     cancel = cancel or threading.Event()
     printer = ProgressPrinter(label=label)
     with _CtrlC(cancel) as ctrl_c:
-        stage = drive(run_restore(job, cancel), printer, ctrl_c)
+        stage = drive((run or run_restore)(job, cancel), printer, ctrl_c)
     if stage == "done":
         return 0
     return EXIT_TERMINATED if ctrl_c.terminated else EXIT_CANCELLED

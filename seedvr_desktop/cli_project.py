@@ -74,6 +74,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     render.add_argument("--resume", action="store_true",
                         help="continue interrupted exports where they stopped")
     render.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    from seedvr_desktop.cluster.cli_options import add_cluster_argument
+
+    add_cluster_argument(render)
     render.set_defaults(func=cmd_render)
 
 
@@ -383,12 +386,15 @@ def cmd_render(args: argparse.Namespace) -> int:
         raise UserError(f"cannot write the export: {exc.strerror or exc}"
                         f"{f' ({exc.filename})' if exc.filename else ''}") from None
     _warn_changed_media(project, items)
-    for position, item in enumerate(items, start=1):
-        print(f"[{position}/{len(items)}] clip {item.number}: {item.media.path.name} -> "
-              f"{item.job.output_path}", file=sys.stderr)
-        code = run_job_with_progress(item.job)
-        if code != 0:
-            return code
-        if item.sidecar is not None:
-            print(f"captions: {item.sidecar}", file=sys.stderr)
+    from seedvr_desktop.cluster.cli_options import cluster_runner
+
+    with cluster_runner(args) as run:  # plain run_restore without --cluster
+        for position, item in enumerate(items, start=1):
+            print(f"[{position}/{len(items)}] clip {item.number}: {item.media.path.name} -> "
+                  f"{item.job.output_path}", file=sys.stderr)
+            code = run_job_with_progress(item.job, run=run)
+            if code != 0:
+                return code
+            if item.sidecar is not None:
+                print(f"captions: {item.sidecar}", file=sys.stderr)
     return 0
