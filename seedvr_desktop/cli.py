@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
 from seedvr_desktop import __version__, vocab
+from seedvr_desktop.cli_args import non_negative_int, positive_float, positive_int
 from seedvr_desktop.errors import Terminated, UserError
 
 if TYPE_CHECKING:
@@ -74,30 +75,6 @@ def parse_size(text: str) -> tuple[int, int]:
     if w < 0 or h < 0 or w == h == 0:
         raise argparse.ArgumentTypeError(f"not a usable size: {text}")
     return w, h
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
-    return value
-
-
-def _non_negative_int(text: str) -> int:
-    return 0 if text.strip() == "0" else _positive_int(text)
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a positive number, not {text}")
-    return value
 
 
 def build_parser(with_modules: bool = True) -> argparse.ArgumentParser:
@@ -152,9 +129,9 @@ def _add_restore(sub: argparse._SubParsersAction) -> None:
     add_cluster_argument(p)
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     p.add_argument("--seed", type=int, default=666, help="noise seed of generative engines")
-    p.add_argument("--chunk-length", type=_positive_int, metavar="N",
+    p.add_argument("--chunk-length", type=positive_int, metavar="N",
                    help="frames per chunk (default: the engine's; SeedVR rounds to 4n+1)")
-    p.add_argument("--overlap", type=_non_negative_int, metavar="N",
+    p.add_argument("--overlap", type=non_negative_int, metavar="N",
                    help="frames shared and cross-faded by neighbouring chunks")
     g = p.add_argument_group("SeedVR engines")
     g.add_argument("--model-dir", type=Path, metavar="DIR",
@@ -166,9 +143,9 @@ def _add_restore(sub: argparse._SubParsersAction) -> None:
                    help="number format on the device (default: auto)")
     g.add_argument("--color-fix", choices=vocab.COLOR_FIXES,
                    help="colour correction against the input (default: wavelet)")
-    g.add_argument("--memory-budget", type=_positive_float, metavar="GB",
+    g.add_argument("--memory-budget", type=positive_float, metavar="GB",
                    help="device memory the job may use (default: what is free)")
-    g.add_argument("--steps", type=_positive_int, metavar="N",
+    g.add_argument("--steps", type=positive_int, metavar="N",
                    help="sampling steps (SeedVR; SeedVR2 uses one)")
     p.add_argument("--plan", action="store_true",
                    help="print what would be done (frames, sizes, chunks, and for SeedVR the "

@@ -15,10 +15,13 @@ import re
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from seedvr_desktop import vocab
 from seedvr_desktop.errors import UserError
+
+if TYPE_CHECKING:
+    from seedvr_desktop.project.model import Clip, Project
 
 log = logging.getLogger(__name__)
 
@@ -257,10 +260,7 @@ def cmd_caption(args: argparse.Namespace) -> int:
     with project_lock(args.file):
         document = ProjectDocument(load_project(args.file))
         project = document.project
-        if not 1 <= args.clip <= len(project.clips):
-            raise UserError(f"there is no clip {args.clip} (the project has "
-                            f"{len(project.clips)})")
-        clip = project.clips[args.clip - 1]
+        clip = _numbered_clip(project, args.clip)
         length = _clip_seconds(project, clip)
         if length is not None and args.start >= length:
             raise UserError(f"the caption starts at {args.start:g} s, after clip {args.clip} "
@@ -272,8 +272,16 @@ def cmd_caption(args: argparse.Namespace) -> int:
     return 0
 
 
+def _numbered_clip(project: Project, number: int) -> Clip:
+    """Clip `number` as the CLI counts (1-based), or a one-line error."""
+    if not 1 <= number <= len(project.clips):
+        raise UserError(f"there is no clip {number} (the project has {len(project.clips)})")
+    return project.clips[number - 1]
+
+
 def _import_captions(args: argparse.Namespace) -> int:
-    """`project caption FILE --clip N --import SUBS`: one undoable step for the whole file."""
+    """`project caption FILE --clip N --import SUBS`: every caption of a subtitle file, with
+    what it had to leave out or shorten reported as notes."""
     from seedvr_desktop.project.captions import import_caption_file
     from seedvr_desktop.project.commands import AddCaption
     from seedvr_desktop.project.document import ProjectDocument
@@ -282,10 +290,7 @@ def _import_captions(args: argparse.Namespace) -> int:
     with project_lock(args.file):
         document = ProjectDocument(load_project(args.file))
         project = document.project
-        if not 1 <= args.clip <= len(project.clips):
-            raise UserError(f"there is no clip {args.clip} (the project has "
-                            f"{len(project.clips)})")
-        clip = project.clips[args.clip - 1]
+        clip = _numbered_clip(project, args.clip)
         imported = import_caption_file(args.import_file, duration=_clip_seconds(project, clip))
         for problem in imported.problems:
             print(f"note: {problem}", file=sys.stderr)

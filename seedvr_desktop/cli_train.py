@@ -13,28 +13,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from seedvr_desktop.cli_args import non_negative_int, number, positive_int
 from seedvr_desktop.errors import UserError
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
-    return value
-
-
-def _non_negative_int(text: str) -> int:
-    return 0 if text.strip() == "0" else _positive_int(text)
-
-
-def _float(text: str) -> float:
-    try:
-        return float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
 
 
 def add_train_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -48,15 +28,15 @@ def add_train_parser(subparsers: argparse._SubParsersAction) -> None:
                     help="folders (searched recursively) or files of clips and images")
     pr.add_argument("--model-dir", type=Path, required=True, metavar="MODEL")
     pr.add_argument("--cache", type=Path, required=True, metavar="DIR")
-    pr.add_argument("--size", type=_positive_int, action="append", metavar="PX",
+    pr.add_argument("--size", type=positive_int, action="append", metavar="PX",
                     help="square crop side, a multiple of 16 (repeat for several)")
-    pr.add_argument("--frames", type=_positive_int, action="append", metavar="F",
+    pr.add_argument("--frames", type=positive_int, action="append", metavar="F",
                     help="frames per clip sample, 4n+1 (repeat, one per --size)")
     pr.add_argument("--config", type=Path, metavar="FILE",
                     help="prepare every stage of this training config")
-    pr.add_argument("--per-clip", type=_positive_int, default=4, metavar="N",
+    pr.add_argument("--per-clip", type=positive_int, default=4, metavar="N",
                     help="samples cut from each clip (default 4)")
-    pr.add_argument("--seed", type=_non_negative_int, default=0, metavar="N")
+    pr.add_argument("--seed", type=non_negative_int, default=0, metavar="N")
     pr.add_argument("--preview", type=Path, metavar="DIR",
                     help="write a few LQ|HQ side-by-side PNGs here")
     pr.set_defaults(func=cmd_prepare)
@@ -68,27 +48,27 @@ def add_train_parser(subparsers: argparse._SubParsersAction) -> None:
                     help="folder for checkpoint.safetensors and metrics.jsonl")
     ru.add_argument("--config", type=Path, metavar="FILE", help="TOML training config")
     ru.add_argument("--resume", action="store_true", help="continue from RUN's checkpoint")
-    ru.add_argument("--frames", type=_positive_int, help="one stage: frames (overrides config)")
-    ru.add_argument("--size", type=_positive_int, help="one stage: crop size")
-    ru.add_argument("--steps", type=_positive_int, help="one stage: optimiser steps")
-    ru.add_argument("--until", type=_positive_int, metavar="STEP",
+    ru.add_argument("--frames", type=positive_int, help="one stage: frames (overrides config)")
+    ru.add_argument("--size", type=positive_int, help="one stage: crop size")
+    ru.add_argument("--steps", type=positive_int, help="one stage: optimiser steps")
+    ru.add_argument("--until", type=positive_int, metavar="STEP",
                     help="stop after this global step (resume later)")
-    ru.add_argument("--batch", type=_positive_int, help="global batch size")
-    ru.add_argument("--micro-batch", type=_positive_int, dest="micro_batch",
+    ru.add_argument("--batch", type=positive_int, help="global batch size")
+    ru.add_argument("--micro-batch", type=positive_int, dest="micro_batch",
                     help="samples per DiT call; gradients accumulate over calls")
-    ru.add_argument("--lr", type=_float)
-    ru.add_argument("--warmup-steps", type=_non_negative_int, dest="warmup_steps")
-    ru.add_argument("--grad-clip", type=_float, dest="grad_clip")
-    ru.add_argument("--ema-decay", type=_float, dest="ema_decay")
-    ru.add_argument("--text-dropout", type=_float, dest="text_dropout")
-    ru.add_argument("--lora", type=_non_negative_int, dest="lora_rank", metavar="RANK",
+    ru.add_argument("--lr", type=number)
+    ru.add_argument("--warmup-steps", type=non_negative_int, dest="warmup_steps")
+    ru.add_argument("--grad-clip", type=number, dest="grad_clip")
+    ru.add_argument("--ema-decay", type=number, dest="ema_decay")
+    ru.add_argument("--text-dropout", type=number, dest="text_dropout")
+    ru.add_argument("--lora", type=non_negative_int, dest="lora_rank", metavar="RANK",
                     help="train a LoRA adapter of this rank instead of all weights")
     ru.add_argument("--precision", choices=("auto", "fp32", "bf16"))
     ru.add_argument("--no-grad-checkpoint", action="store_const", const=False,
                     dest="grad_checkpoint", help="keep activations (faster, more memory)")
     ru.add_argument("--fsdp", action="store_const", const=True, help="shard over processes")
-    ru.add_argument("--save-every", type=_positive_int, dest="save_every")
-    ru.add_argument("--seed", type=_non_negative_int)
+    ru.add_argument("--save-every", type=positive_int, dest="save_every")
+    ru.add_argument("--seed", type=non_negative_int)
     ru.add_argument("--cpu", action="store_true", help="train on the CPU even with a GPU")
     ru.set_defaults(func=cmd_run)
 

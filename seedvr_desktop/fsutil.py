@@ -53,36 +53,35 @@ def temp_prefix(target: Path) -> str:
     return f".{_short(target.name, _NAME_ROOM)}."
 
 
-def fsync_folder(folder: Path) -> None:
-    """Make a rename in `folder` durable; not possible (nor needed) on Windows."""
-    if os.name != "posix":
+def fsync_path(path: Path) -> None:
+    """Make a file's data (or a rename in a folder) durable; best effort.
+
+    Folders cannot be fsynced on Windows, and some file systems (/dev/shm) refuse it; a file
+    already gone has nothing to sync.
+    """
+    if path.is_dir() and os.name != "posix":
         return
     try:
-        fd = os.open(folder, os.O_RDONLY)
+        fd = os.open(path, os.O_RDONLY)
     except OSError:
         return
     try:
         os.fsync(fd)
     except OSError:
-        pass  # some file systems (and /dev/shm) refuse fsync on folders; the data is synced
+        pass
     finally:
         os.close(fd)
+
+
+def fsync_folder(folder: Path) -> None:
+    """Make a rename in `folder` durable."""
+    fsync_path(folder)
 
 
 def _create_exclusive(path: Path) -> int:
     # 0o666 & umask, like any new file: mkstemp's 0600 would make outputs private to the user.
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
     return os.open(path, flags, 0o666)
-
-
-def _fsync_path(path: Path) -> None:
-    if path.is_dir():
-        return
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _commit(tmp: Path, path: Path) -> None:
@@ -113,7 +112,7 @@ def atomic_path(path: str | os.PathLike[str], *, tag: str = "tmp", suffix: str =
     try:
         yield tmp
         if fsync and tmp.exists():
-            _fsync_path(tmp)
+            fsync_path(tmp)
         _commit(tmp, target)
     except BaseException:
         with contextlib.suppress(OSError):

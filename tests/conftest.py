@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -26,16 +28,22 @@ def require_shared(path: Path, what: str) -> Path:
 
 @pytest.fixture(autouse=True)
 def _isolated_folders(tmp_path_factory: pytest.TempPathFactory,
-                      monkeypatch: pytest.MonkeyPatch) -> None:
-    """Every test gets fresh config, data and models folders, away from the user's real ones.
+                      monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Every test gets fresh config, data, models and log folders, away from the user's real ones.
 
     Per test, not per run: a memory calibration or a setting one test stores must not change
     what another test sees (the order of a full run would then decide results).
     """
     root = tmp_path_factory.mktemp("home")
     for var, name in (("SEEDVR_DESKTOP_CONFIG_DIR", "config"), ("SEEDVR_DESKTOP_DATA_DIR", "data"),
-                      ("SEEDVR_DESKTOP_MODELS_DIR", "models")):
+                      ("SEEDVR_DESKTOP_MODELS_DIR", "models"), ("SEEDVR_DESKTOP_LOG_DIR", "logs")):
         monkeypatch.setenv(var, str(root / name))
+    yield
+    # A CLI run inside the test installs the app's log handler; it must not outlive the test.
+    log_root = logging.getLogger()
+    for handler in [h for h in log_root.handlers if getattr(h, "_seedvr", False)]:
+        log_root.removeHandler(handler)
+        handler.close()
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -8,8 +8,6 @@ a damaged work folder on --resume.
 from __future__ import annotations
 
 import json
-import logging
-import os
 import subprocess
 import sys
 import threading
@@ -24,22 +22,16 @@ from seedvr_desktop.engine.job import RestoreJob
 from seedvr_desktop.engine.journal import Journal, work_dir_for
 from seedvr_desktop.engine.pipeline import run_restore
 from seedvr_desktop.media.probe import probe
+from tests.cli_support import subprocess_env
 from tests.clips import make_video
-from tests.conftest import REPO_ROOT
 from tests.engine import pipeline_fakes
 from tests.engine.pipeline_fakes import decode_video
 
 
 @pytest.fixture(autouse=True)
-def _log_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("SEEDVR_DESKTOP_LOG_DIR", str(tmp_path / "logs"))
+def _clean() -> None:
     pipeline_fakes.HOOK.clear()
     pipeline_fakes.CALLS.clear()
-    yield
-    root = logging.getLogger()
-    for handler in [h for h in root.handlers if getattr(h, "_seedvr", False)]:
-        root.removeHandler(handler)
-        handler.close()
 
 
 def _one_line(text: str) -> str:
@@ -47,11 +39,6 @@ def _one_line(text: str) -> str:
     assert lines and "Traceback" not in text, text
     return lines[-1]
 
-
-def _env() -> dict[str, str]:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT), env.get("PYTHONPATH", "")])
-    return env
 
 
 # ------------------------------------------------------------------ 2: input = another output
@@ -116,7 +103,7 @@ def test_a_second_run_on_the_same_output_is_refused_and_leaves_the_first_alone(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     clip = make_video(tmp_path / "c.mp4", frames=6).path
     out = tmp_path / "out.mp4"
-    holder = subprocess.Popen([sys.executable, "-c", _HOLDER, str(out)], env=_env(),
+    holder = subprocess.Popen([sys.executable, "-c", _HOLDER, str(out)], env=subprocess_env(),
                               stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
@@ -148,7 +135,7 @@ def test_concurrent_caption_edits_all_land_and_a_symlink_stays_a_link(tmp_path: 
     runs = [subprocess.Popen(
         [sys.executable, "-m", "seedvr_desktop", "project", "caption", str(link), "--clip", "1",
          "--start", str(i), "--end", str(i + 0.5), "--text", f"caption {i}"],
-        env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        env=subprocess_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         for i in range(8)]
     results = [run.communicate(timeout=120) for run in runs]
     assert [run.returncode for run in runs] == [0] * 8, results
@@ -174,7 +161,7 @@ def test_long_output_names_work_and_too_long_ones_are_refused_up_front(
     too_long = tmp_path / ("m" * 252 + ".mp4")
     assert cli.main(["restore", str(clip), "-o", str(too_long), "--engine", "none"]) == 1
     assert "at most 255" in _one_line(capsys.readouterr().err)
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["c.mp4", name, "logs"])
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["c.mp4", name])
 
 
 # ------------------------------------------------------------------ 8: stale temps
@@ -280,7 +267,7 @@ def test_disk_full_while_muxing_is_one_line(tmp_path: Path) -> None:
     clip = make_video(tmp_path / "c.mp4", frames=6).path
     out = tmp_path / "out.mp4"
     run = subprocess.run([sys.executable, "-c", _DISK_FULL, "restore", str(clip), "-o",
-                          str(out), "--engine", "none"], env=_env(), capture_output=True,
+                          str(out), "--engine", "none"], env=subprocess_env(), capture_output=True,
                          text=True, timeout=120)
     assert run.returncode == 1, run.stderr
     assert "Traceback" not in run.stderr and "av.error" not in run.stderr

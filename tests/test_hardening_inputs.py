@@ -11,25 +11,8 @@ from pathlib import Path
 import pytest
 
 from seedvr_desktop import cli
+from tests.cli_support import subprocess_env
 from tests.clips import make_video
-from tests.conftest import REPO_ROOT
-
-
-@pytest.fixture(autouse=True)
-def _log_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("SEEDVR_DESKTOP_LOG_DIR", str(tmp_path / "logs"))
-    yield
-    root = logging.getLogger()
-    for handler in [h for h in root.handlers if getattr(h, "_seedvr", False)]:
-        root.removeHandler(handler)
-        handler.close()
-
-
-def _env(**extra: str) -> dict[str, str]:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT), env.get("PYTHONPATH", "")])
-    env.update(extra)
-    return env
 
 
 def _error(capsys: pytest.CaptureFixture[str]) -> str:
@@ -54,7 +37,7 @@ def test_bad_frame_patterns_are_user_errors(tmp_path: Path, name: str,
     clip = make_video(tmp_path / "c.mp4", frames=4).path
     assert cli.main(["restore", str(clip), "-o", str(tmp_path / name), "--engine", "none"]) == 1
     assert "one frame number" in _error(capsys)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.mp4", "logs"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.mp4"]
 
 
 def test_an_extensionless_existing_file_or_dev_null_is_not_a_png_folder(
@@ -65,7 +48,7 @@ def test_an_extensionless_existing_file_or_dev_null_is_not_a_png_folder(
     assert cli.main(["restore", str(clip), "-o", str(plain), "--engine", "none"]) == 1
     assert "without an extension" in _error(capsys)
     assert plain.read_text() == "keep me"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.mp4", "logs", "noext"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.mp4", "noext"]
     assert cli.main(["restore", str(clip), "-o", "/dev/null", "--engine", "none"]) == 1
     _error(capsys)
     assert not Path("/dev/.null.seedvr-work").exists()
@@ -128,14 +111,16 @@ def test_a_unicode_caption_on_an_ascii_terminal_and_a_closed_stderr(tmp_path: Pa
     run = [sys.executable, "-m", "seedvr_desktop"]
     done = subprocess.run([*run, "project", "caption", str(project), "--clip", "1", "--start",
                            "0", "--end", "0.5", "--text", "Grüße 🎂"],
-                          env=_env(PYTHONIOENCODING="ascii"), capture_output=True, timeout=120)
+                          env=subprocess_env(PYTHONIOENCODING="ascii"), capture_output=True,
+                          timeout=120)
     assert done.returncode == 0, done.stderr
     shown = subprocess.run([*run, "project", "info", str(project)],
-                           env=_env(PYTHONIOENCODING="ascii"), capture_output=True, timeout=120)
+                           env=subprocess_env(PYTHONIOENCODING="ascii"), capture_output=True,
+                          timeout=120)
     assert shown.returncode == 0 and b"Traceback" not in shown.stderr, shown.stderr
     quiet = subprocess.run(
         [*run, "restore", str(clip), "-o", str(tmp_path / "o.mp4"), "--engine", "none"],
-        env=_env(), stdout=subprocess.DEVNULL, stderr=None, timeout=120,
+        env=subprocess_env(), stdout=subprocess.DEVNULL, stderr=None, timeout=120,
         preexec_fn=lambda: os.close(2))
     assert quiet.returncode == 0 and (tmp_path / "o.mp4").exists()
 

@@ -4,7 +4,6 @@ the GUI without a display, and a project whose media changed."""
 from __future__ import annotations
 
 import json
-import logging
 import os
 import signal
 import subprocess
@@ -16,29 +15,13 @@ import pytest
 
 from seedvr_desktop import cli, cli_progress
 from seedvr_desktop.engine.base import ProgressEvent
+from tests.cli_support import subprocess_env
 from tests.clips import make_video
 from tests.conftest import REPO_ROOT
 
 
-@pytest.fixture(autouse=True)
-def _log_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("SEEDVR_DESKTOP_LOG_DIR", str(tmp_path / "logs"))
-    yield
-    root = logging.getLogger()
-    for handler in [h for h in root.handlers if getattr(h, "_seedvr", False)]:
-        root.removeHandler(handler)
-        handler.close()
-
-
-def _env(**extra: str) -> dict[str, str]:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT), env.get("PYTHONPATH", "")])
-    env.update(extra)
-    return env
-
-
 def test_the_gui_without_a_display_says_so_and_exits_1(tmp_path: Path) -> None:
-    env = _env()
+    env = subprocess_env()
     for name in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM"):
         env.pop(name, None)
     run = subprocess.run([sys.executable, "-m", "seedvr_desktop"], env=env,
@@ -123,7 +106,7 @@ def test_sigterm_during_a_real_restore_exits_143_with_a_message(tmp_path: Path) 
         "sys.exit(cli.main(sys.argv[1:]))\n")
     out = tmp_path / "o.mp4"
     run = subprocess.run([sys.executable, "-c", script, "restore", str(clip), "-o", str(out),
-                          "--engine", "test-chunky"], env=_env(), capture_output=True,
+                          "--engine", "test-chunky"], env=subprocess_env(), capture_output=True,
                          text=True, timeout=120, cwd=REPO_ROOT)
     assert run.returncode == 143, run.stderr
     assert "cancel" in run.stderr and "Traceback" not in run.stderr

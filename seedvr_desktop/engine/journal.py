@@ -37,6 +37,7 @@ from seedvr_desktop.fsutil import (
     LockBusy,
     atomic_open,
     atomic_write_text,
+    fsync_path,
     sibling_name,
 )
 from seedvr_desktop.media.outputs import make_output_folder, remove_empty_folders, unwritable_folder
@@ -183,7 +184,7 @@ class Journal:
     def commit(self, record: SegmentRecord, tail_state: dict[str, Any] | None) -> None:
         """Record a finished segment (its file must already be complete, it is fsynced here)."""
         if record.file:
-            _fsync_file(self.folder / record.file)
+            fsync_path(self.folder / record.file)  # durable before the journal names it
         if tail_state is not None:
             name = f"tail_{len(self.segments):05d}.npz"
             save_state(self.folder / name, tail_state)
@@ -296,20 +297,6 @@ def _take_over(folder: Path) -> ExclusiveLock | None:
     lock, holder.lock = holder.lock, None
     holder.closed = True  # its remove() must not delete what is now the new run's
     return lock
-
-
-def _fsync_file(path: Path) -> None:
-    """Make a finished segment durable before the journal names it."""
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def _segment_problem(folder: Path, record: SegmentRecord) -> str:

@@ -22,7 +22,6 @@ from seedvr_desktop.engine.job import SizeRule
 from seedvr_desktop.engine.plan import effective_caps, output_size_for
 from seedvr_desktop.engine.scenecut import detect_cuts
 from seedvr_desktop.errors import MediaError
-from seedvr_desktop.media.probe import probe
 from seedvr_desktop.media.reader import VideoReader
 
 MAX_PREVIEW_FRAMES = 33  # caps memory for engines that prefer very long chunks
@@ -60,11 +59,10 @@ def render_preview(engine: Engine, request: PreviewRequest,
     """
     # The project's chunk length and overlap apply to previews too.
     caps = effective_caps(engine.caps, request.engine_options)
-    video = probe(request.path).video
-    high_bit_depth = video is not None and video.bit_depth > 8
-    # The export's reader settings: display orientation and shape, the source's bit depth.
+    # The export's reader settings: display orientation and shape, and 16-bit pictures for a
+    # deeper source (the reader keeps 8-bit sources 8-bit), without probing the file again.
     with VideoReader(request.path, apply_rotation=True, apply_sar=True,
-                     high_bit_depth=high_bit_depth) as reader:
+                     high_bit_depth=True) as reader:
         stop = min(request.stop or reader.frame_count, reader.frame_count)
         if stop <= request.first:
             raise MediaError(f"{request.path.name}: the clip has no frames to preview")
