@@ -199,8 +199,15 @@ def main(argv: list[str] | None = None) -> int:
             row = restore(eng, frames, size, seed=7)
             out = row.pop("output")
             if fmt == "bf16" and n == counts[0]:
-                again = restore(eng, frames, size, seed=7).pop("output")
+                second = restore(eng, frames, size, seed=7)
+                again = second.pop("output")
                 report["deterministic"] = bool(np.array_equal(out, again))
+                if not report["deterministic"]:  # what a failure report needs to say why
+                    diff = np.abs(out.astype(np.float64) - again.astype(np.float64))
+                    report["determinism_detail"] = {
+                        "max_abs": float(np.nanmax(diff)) if np.isfinite(diff).any() else None,
+                        "differing": int((out != again).sum()), "plans": [row["plan"],
+                                                                          second["plan"]]}
             report["runs"].append({"format": fmt, **row})
             print(f"{fmt:<11} {n:>3} frames: {row['seconds']:7.2f}s  {row['fps']:6.2f} fps  "
                   f"stages {row['stages']}  peak {row.get('peak_allocated_gib', '-')} / "
@@ -227,11 +234,27 @@ def main(argv: list[str] | None = None) -> int:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=1), encoding="utf-8")
     print(f"wrote {args.out}")
-    ok = report.get("deterministic") and all(r["finite"] for r in report["runs"])
+    failures = check_failures(report)
+    for line in failures:
+        print(f"check failed: {line}", file=sys.stderr)
+    return 1 if failures else 0
+
+
+def check_failures(report: dict[str, Any]) -> list[str]:
+    """One line per check the report fails (empty when all pass)."""
+    failures = []
+    if not report.get("deterministic"):
+        failures.append(f"the same seed twice gave different output: "
+                        f"{report.get('determinism_detail')}")
+    failures += [f"{r['format']} {r['frames']} frames: non-finite output (plan {r['plan']})"
+                 for r in report["runs"] if not r["finite"]]
     b = report.get("budget_8gb", {})
-    ok = ok and b.get("under_8gb") is not False
-    ok = ok and report.get("pytest_cuda", {}).get("returncode", 0) in (0, 5)
-    return 0 if ok else 1
+    if b.get("under_8gb") is False:
+        failures.append(f"the forced 8 GB budget peaked at {b.get('peak_reserved_gib')} GiB")
+    cuda = report.get("pytest_cuda", {})
+    if cuda.get("returncode", 0) not in (0, 5):
+        failures.append(f"pytest -m cuda: {cuda.get('summary')}")
+    return failures
 
 
 def print_table(report: dict[str, Any]) -> None:

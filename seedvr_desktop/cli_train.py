@@ -11,10 +11,16 @@ shards big models). Torch loads only inside the handlers, so `--help` stays fast
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
+from typing import Any
 
 from seedvr_desktop.cli_args import non_negative_int, number, positive_int
 from seedvr_desktop.errors import UserError
+from seedvr_desktop.fsutil import ExclusiveLock, LockBusy
+
+# Held while a run writes its folder (removed on release).
+RUN_LOCK = ".run.lock"
 
 
 def add_train_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -134,8 +140,30 @@ def cmd_run(args: argparse.Namespace) -> int:
             "save_every", "seed")
     cfg = load_config(args.config, {k: getattr(args, k) for k in keys})
     device = torch.device("cpu") if args.cpu else None
-    trainer = build_trainer(args.model_dir, args.cache, args.out, cfg, resume=args.resume,
-                            device=device)
+    lock = _lock_run_folder(args.out)
+    try:
+        return _train(args, cfg, build_trainer(args.model_dir, args.cache, args.out, cfg,
+                                               resume=args.resume, device=device))
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _lock_run_folder(out: Path) -> ExclusiveLock | None:
+    """One run writes a run folder: a second `train run` on it is refused, and a resumed run
+    may delete the temps a killed one left there. Held by the main process (rank 0) only."""
+    if os.environ.get("RANK", "0") != "0":
+        return None
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        return ExclusiveLock(out / RUN_LOCK).acquire()
+    except LockBusy:
+        raise UserError(f"another training run is writing to {out}") from None
+    except OSError as exc:
+        raise UserError(f"cannot write to {out}: {exc.strerror or exc}") from None
+
+
+def _train(args: argparse.Namespace, cfg: Any, trainer: Any) -> int:
     main = trainer.info.is_main
     if main:
         print(f"training {cfg.total_steps} steps in {len(cfg.stages)} stage(s) on "

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import re
 import shutil
 import uuid
 from collections.abc import Iterator
@@ -171,6 +172,30 @@ def remove_stale_temps(target: Path, tags: tuple[str, ...] = ("tmp",)) -> list[P
             continue
         rest = name[len(prefix):].split(".", 1)
         if len(rest) == 2 and len(rest[0]) == 8 and rest[1] in tags:
+            with contextlib.suppress(OSError):
+                entry.unlink()
+                removed.append(entry)
+    return removed
+
+
+# safetensors >= 0.8 writes atomically on its own, through Rust's `tempfile` crate: a hidden
+# `.tmp` + 6 random letters/digits beside the file it was asked for (ours is already a temp).
+_LIBRARY_TEMP = re.compile(r"\.tmp[A-Za-z0-9]{6}")
+
+
+def remove_library_temps(folder: Path) -> list[Path]:
+    """Delete the temps a library's own atomic write left when a kill -9 interrupted it.
+
+    Only for a folder this process owns while it runs (a training run's output, a cache being
+    filled): another writer's temp there would look the same.
+    """
+    removed = []
+    try:
+        entries = list(Path(folder).iterdir())
+    except OSError:
+        return []
+    for entry in entries:
+        if _LIBRARY_TEMP.fullmatch(entry.name) and entry.is_file():
             with contextlib.suppress(OSError):
                 entry.unlink()
                 removed.append(entry)

@@ -25,7 +25,12 @@ import torch
 from torch import Tensor
 
 from seedvr_desktop.errors import MediaError, ModelError, UserError
-from seedvr_desktop.fsutil import atomic_path, atomic_write_text, remove_stale_temps
+from seedvr_desktop.fsutil import (
+    atomic_path,
+    atomic_write_text,
+    remove_library_temps,
+    remove_stale_temps,
+)
 from seedvr_desktop.training.degrade import degrade_clip, describe, sample_params
 
 log = logging.getLogger(__name__)
@@ -136,6 +141,7 @@ def prepare(sources: Sequence[Path], cache: Path, encoder: Encoder, *,
     cache.mkdir(parents=True, exist_ok=True)
     for temp in cache.glob(".*.tmp"):  # `.NAME.<8 hex>.tmp` temps of a killed run
         remove_stale_temps(cache / temp.name[1:].rsplit(".", 2)[0])
+    remove_library_temps(cache)
     settings = {"shapes": sorted([list(s) for s in set(map(tuple, shapes))]), "seed": seed,
                 "per_clip": per_clip, "model": encoder.fingerprint}
     manifest = _start_manifest(cache, settings)

@@ -21,7 +21,7 @@ import torch
 from torch import Tensor, nn
 
 from seedvr_desktop.errors import UserError
-from seedvr_desktop.fsutil import atomic_write_text, remove_stale_temps
+from seedvr_desktop.fsutil import atomic_write_text, remove_library_temps, remove_stale_temps
 from seedvr_desktop.models.dit.model import NaDiT
 from seedvr_desktop.training import distributed
 from seedvr_desktop.training.cache import LatentCache
@@ -145,6 +145,7 @@ class Trainer:
         if self.info.is_main:  # temps of a write that a kill -9 interrupted
             for target in (CHECKPOINT, METRICS):
                 remove_stale_temps(self.out / target)
+            remove_library_temps(self.out)
         ck = load_checkpoint(self.out / CHECKPOINT)
         s = ck.scalars
         if s.get("config", {}).get("stages") != self.cfg.to_dict()["stages"]:

@@ -23,7 +23,7 @@ def test_gpu_check_runs_on_cpu_tiny(tmp_path: Path) -> None:
          "--out", str(out)],
         cwd=REPO_ROOT, capture_output=True, text=True, timeout=300,
     )
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.returncode == 0, proc.stderr[-3000:] + proc.stdout[-3000:]
     report = json.loads(out.read_text(encoding="utf-8"))
     assert report["deterministic"] is True
     assert {r["format"] for r in report["runs"]} == {"bf16", "fp8_e4m3fn", "Q8_0"}

@@ -55,3 +55,30 @@ def test_config_unknown_key_and_bad_cache(tmp_path: Path, tiny_model: Path,
     assert main(["train", "run", "--model-dir", str(tiny_model), "--cache", str(tmp_path),
                  "--out", str(tmp_path / "r")]) == 1
     assert "not a training cache" in capsys.readouterr().err
+
+
+def test_a_second_run_on_a_folder_is_refused_and_a_resume_clears_killed_writes(
+        tmp_path: Path, tiny_model: Path, cache_dir: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from seedvr_desktop.cli_train import RUN_LOCK
+    from seedvr_desktop.fsutil import ExclusiveLock
+    from tests.training.conftest import FRAMES, SIZE
+
+    run = tmp_path / "r"
+    base = ["train", "run", "--model-dir", str(tiny_model), "--cache", str(cache_dir),
+            "--out", str(run), "--frames", str(FRAMES), "--size", str(SIZE), "--batch", "1",
+            "--cpu"]
+    args = [*base, "--steps", "2"]
+    run.mkdir()
+    with ExclusiveLock(run / RUN_LOCK):  # another `train run` holds the folder
+        assert main(args) == 1
+    err = capsys.readouterr().err
+    assert "another training run is writing to" in err and err.count("\n") == 1
+    assert main(args) == 0
+    # What safetensors' own atomic write leaves when killed mid-write, and a look-alike of ours.
+    orphan, kept = run / ".tmpAb12Cd", run / ".tmp-notes"
+    orphan.write_bytes(b"half a checkpoint")
+    kept.write_text("mine")
+    assert main([*base, "--steps", "3", "--resume"]) == 0
+    assert not orphan.exists() and kept.exists()
+    assert not (run / RUN_LOCK).exists()
