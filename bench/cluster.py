@@ -3,13 +3,19 @@
 Two measurements, each on a synthetic clip with scene cuts and audio (tests/cluster/media.py):
 
 * speed-up: the classic engine (CPU) with 1 and with 2 workers, wall time of the whole job
-  (probe, scene cuts, restore, mux). Goal on a 2-core machine: >= 1.7x.
+  (probe, scene cuts, restore, mux). Goal on a 2-core machine: >= 1.7x. A lone worker computes
+  on every core (as a plain run does), two on one core each; the table also gives 2 workers
+  against the plain run. Segments are 1 s here (several on a short clip), so the chunk each
+  unit restores again to rebuild its blender (units.py) costs far more than at the default
+  segment length.
 * overhead of the distribution itself: the `none` engine (pass-through, nearly free) through
   the cluster with 1 worker versus a plain local run, as a ratio and per segment. Goal: the
   ratio <= 1.15x.
 
-Ray is started once (its start-up is not counted); every run's output is checked against the
-plain run's (same packets), so a fast but wrong run cannot pass.
+Ray is started once and each worker count gets one session whose first (warm-up) job is not
+counted: Ray's and the workers' start-up (imports, engine load) are paid once per session, not
+per job. Every run's output is checked against the plain run's (same packets), so a fast but
+wrong run cannot pass. Other load on the machine skews the numbers: run it on an idle one.
 
     python bench/cluster.py [--quick]
 
@@ -69,12 +75,26 @@ def _plain(clip: Path, out: Path, engine: str) -> float:
     return seconds
 
 
-def _cluster(clip: Path, out: Path, engine: str, workers: int) -> tuple[float, int]:
-    out.unlink(missing_ok=True)
+def _cluster(clip: Path, out: Path, engine: str, workers: int, runs: int) -> tuple[float, int]:
+    """The fastest of `runs` jobs on one session of `workers` workers, after a warm-up job.
+
+    A session's workers stay up between jobs (the clips of a project, the GUI's exports), with
+    their modules imported and engine loaded: the warm-up job pays for that, as Ray's start-up,
+    so the clock measures what every further job costs.
+    """
     with ClusterSession("local", workers) as session:
-        session.workers(False)  # start the actors before the clock: start-up is not the job
-        return _timed(lambda: _drain(cluster_restore(RestoreJob(clip, out, engine=engine),
-                                                     session)))
+        session.workers(False)
+        warm = out.with_name("warm-" + out.name)
+        _drain(cluster_restore(RestoreJob(clip, warm, engine=engine), session))
+        warm.unlink()
+        best: tuple[float, int] | None = None
+        for _ in range(runs):
+            out.unlink(missing_ok=True)
+            timed = _timed(lambda: _drain(cluster_restore(RestoreJob(clip, out, engine=engine),
+                                                          session)))
+            best = timed if best is None or timed[0] < best[0] else best
+        assert best is not None
+        return best
 
 
 def _best(runs: int, fn: Any) -> Any:
@@ -97,16 +117,16 @@ def run(quick: bool) -> dict[str, Any]:
         shots = (60, 45, 75) if quick else (120, 90, 150)
         clip = make_cut_clip(folder / "classic.mp4", shots=shots, size=(320, 240))
         plain_c = _best(runs, lambda: _plain(clip, folder / "plain.mp4", "classic"))
-        one, segs_c = _best(runs, lambda: _cluster(clip, folder / "one.mp4", "classic", 1))
+        one, segs_c = _cluster(clip, folder / "one.mp4", "classic", 1, runs)
         assert packets(folder / "one.mp4") == packets(folder / "plain.mp4")
-        two, _ = _best(runs, lambda: _cluster(clip, folder / "two.mp4", "classic", 2))
+        two, _ = _cluster(clip, folder / "two.mp4", "classic", 2, runs)
         assert packets(folder / "two.mp4") == packets(folder / "plain.mp4")
 
         # none: the pass-through path, 640x480, 1 s segments; the job is nearly all overhead
         frames = (300, 300, 300) if quick else (600, 600, 600)
         clip_n = make_cut_clip(folder / "none.mp4", shots=frames, size=(640, 480))
         plain_n = _best(runs, lambda: _plain(clip_n, folder / "nplain.mp4", "none"))
-        through, segs_n = _best(runs, lambda: _cluster(clip_n, folder / "none1.mp4", "none", 1))
+        through, segs_n = _cluster(clip_n, folder / "none1.mp4", "none", 1, runs)
         assert packets(folder / "none1.mp4") == packets(folder / "nplain.mp4")
     finally:
         if ray.is_initialized():
@@ -117,7 +137,8 @@ def run(quick: bool) -> dict[str, Any]:
                     "python": platform.python_version(), "load": os.getloadavg()[0]},
         "classic": {"frames": sum(shots), "size": "320x240 -> 640x480", "segments": segs_c,
                     "plain_s": round(plain_c, 3), "one_worker_s": round(one, 3),
-                    "two_workers_s": round(two, 3), "speedup": round(one / two, 3)},
+                    "two_workers_s": round(two, 3), "speedup": round(one / two, 3),
+                    "speedup_vs_plain": round(plain_c / two, 3)},
         "none": {"frames": sum(frames), "size": "640x480", "segments": segs_n,
                  "plain_s": round(plain_n, 3), "cluster_s": round(through, 3),
                  "ratio": round(through / plain_n, 3),
@@ -132,6 +153,7 @@ def _table(result: dict[str, Any]) -> str:
             ("classic, 1 worker", f"{c['one_worker_s']:.2f} s", ""),
             ("classic, 2 workers", f"{c['two_workers_s']:.2f} s", ""),
             ("speed-up 2 vs 1 workers", f"{c['speedup']:.2f}x", ">= 1.7x"),
+            ("speed-up 2 workers vs plain", f"{c['speedup_vs_plain']:.2f}x", ""),
             ("none plain run", f"{n['plain_s']:.2f} s", ""),
             ("none through the cluster", f"{n['cluster_s']:.2f} s", ""),
             ("distribution overhead", f"{n['ratio']:.2f}x", "<= 1.15x"),

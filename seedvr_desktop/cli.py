@@ -147,6 +147,15 @@ def _add_restore(sub: argparse._SubParsersAction) -> None:
                    help="device memory the job may use (default: what is free)")
     g.add_argument("--steps", type=positive_int, metavar="N",
                    help="sampling steps (SeedVR; SeedVR2 uses one)")
+    g.add_argument("--offload", choices=vocab.OFFLOAD_MODES,
+                   help="where the DiT waits while the VAE runs: auto (the memory plan), none, "
+                   "dit (host RAM), stream (host RAM, blocks streamed to the device)")
+    g.add_argument("--dit-window", type=positive_int, metavar="N",
+                   help="latent frames per DiT window (default: the memory plan's)")
+    g.add_argument("--vae-tile", type=positive_int, metavar="PX",
+                   help="VAE tile side in pixels (default: the memory plan's)")
+    g.add_argument("--compile", action="store_true", default=None,
+                   help="torch.compile the DiT blocks (slow first chunk, faster after)")
     p.add_argument("--plan", action="store_true",
                    help="print what would be done (frames, sizes, chunks, and for SeedVR the "
                    "expected memory and time) and stop without writing anything")
@@ -197,7 +206,13 @@ def _output_for(src: Path, folder: Path, codec: str) -> Path:
 _ENGINE_OPTIONS = (("model_dir", "model_dir"), ("device", "device"),
                    ("precision", "precision"), ("color_fix", "color_fix"),
                    ("memory_budget", "memory_budget_gb"), ("steps", "steps"),
-                   ("chunk_length", "chunk_length"), ("overlap", "overlap"))
+                   ("chunk_length", "chunk_length"), ("overlap", "overlap"),
+                   ("offload", "offload"), ("dit_window", "dit_window"),
+                   ("vae_tile", "vae_tile"), ("compile", "compile"))
+
+
+# SeedVR's VAE works at 1/8 of the picture size; the engine takes its tile side in latents.
+_VAE_FACTOR = 8
 
 
 def engine_options_from_args(args: argparse.Namespace) -> dict[str, object]:
@@ -206,6 +221,12 @@ def engine_options_from_args(args: argparse.Namespace) -> dict[str, object]:
         value = getattr(args, attr, None)
         if value is not None:
             options[key] = str(value) if isinstance(value, Path) else value
+    tile = options.get("vae_tile")
+    if isinstance(tile, int):
+        if tile % _VAE_FACTOR or tile < 8 * _VAE_FACTOR:
+            raise UserError(f"--vae-tile must be a multiple of {_VAE_FACTOR} pixels, at least "
+                            f"{8 * _VAE_FACTOR}, not {tile}")
+        options["vae_tile"] = tile // _VAE_FACTOR
     return options
 
 

@@ -56,6 +56,8 @@ class ProgressPrinter:
         pct = 100.0 * e.fraction
         text = (f"{e.frames_done}/{e.frames_total} frames  {e.fps:5.1f} fps  "
                 f"ETA {format_duration(e.eta_seconds)}")
+        if e.message:  # e.g. the heartbeat of a long chunk: "restoring chunk 1/1: 12 s so far"
+            text += f"  ({e.message})"
         if self.tty:
             filled = int(_BAR_WIDTH * e.fraction)
             bar = "#" * filled + "-" * (_BAR_WIDTH - filled)

@@ -41,6 +41,12 @@ def data_dir() -> Path:
     return Path(user_data_dir(APP_NAME, appauthor=False))
 
 
+# Where the GUI renders its exports (Settings.render_on): the values, in the order the settings
+# dialog lists them. "gpus" is `--cluster local` (every GPU of this computer, started with Ray),
+# "cluster" is `--cluster ADDRESS` with Settings.cluster_address.
+RENDER_ON = ("local", "gpus", "cluster")
+
+
 @dataclass
 class Settings:
     """Everything the user can set once and expect remembered."""
@@ -53,6 +59,14 @@ class Settings:
     recent_projects: list[str] = field(default_factory=list)
     window_state: str = ""  # base64 of QMainWindow.saveState(), owned by the GUI
     window_geometry: str = ""
+    render_on: str = "local"  # one of RENDER_ON
+    cluster_address: str = ""  # with render_on "cluster": ray://HOST:PORT, HOST:PORT or auto
+
+    def __post_init__(self) -> None:
+        if self.render_on not in RENDER_ON:  # a file from a newer version, or edited by hand
+            log.warning("unknown render_on %r in the settings: rendering on this computer",
+                        self.render_on)
+            self.render_on = "local"
 
     def resolved_models_dir(self) -> Path:
         """The models folder after applying the environment override and the default."""

@@ -20,6 +20,10 @@ DEFAULT_COLOR_FIX = "wavelet"
 # Model precision: "auto" picks bf16 where the device computes it natively, else fp16 / fp32.
 PRECISIONS = ("auto", "bf16", "fp16", "fp32")
 DEVICES = ("auto", "cuda", "cpu", "mps")
+# Where SeedVR's DiT weights wait while they are not computing: "auto" lets the memory planner
+# decide; "dit" moves the DiT to host RAM during the VAE stages; "stream" also streams its
+# blocks from host RAM one at a time; "none" keeps everything on the device.
+OFFLOAD_MODES = ("auto", "none", "dit", "stream")
 
 # Captions: how a project's captions reach the export, and where burned-in text sits.
 CAPTION_MODES = ("none", "soft", "burned", "sidecar")

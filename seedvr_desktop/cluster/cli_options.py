@@ -12,6 +12,7 @@ import argparse
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from seedvr_desktop.engine.base import ProgressEvent
 from seedvr_desktop.engine.job import RestoreJob
@@ -71,6 +72,53 @@ def cluster_runner(args: argparse.Namespace) -> Iterator[Runner]:
             return cluster_restore(job, session, cancel)
 
         yield run
+
+
+def settings_address(render_on: str, cluster_address: str) -> str | None:
+    """The `--cluster` address for the GUI's "Render on" setting (settings.RENDER_ON), or
+    None for this computer; UserError for the cluster choice without an address."""
+    if render_on == "gpus":
+        return "local"
+    if render_on == "cluster":
+        address = cluster_address.strip()
+        if not address:
+            raise UserError("Settings: 'Render on' is a Ray cluster, but no address is given "
+                            "(ray://HOST:PORT, HOST:PORT or auto)")
+        return address
+    return None
+
+
+class KeptRunner:
+    """The cluster runner of `--cluster ADDRESS` for a caller that runs jobs now and then (the
+    GUI worker): connects on the first job and keeps the connection and the workers (models
+    loaded) for the next ones, until `close`. Not thread-safe: one job at a time."""
+
+    def __init__(self, address: str, max_workers: int | None = None) -> None:
+        self.address = address
+        self.max_workers = max_workers
+        self._session: Any = None
+
+    def __call__(self, job: RestoreJob, cancel: threading.Event | None = None
+                 ) -> Iterator[ProgressEvent]:
+        from seedvr_desktop.cluster.run import cluster_restore
+
+        return cluster_restore(job, self.session(), cancel)
+
+    def session(self) -> Any:
+        """The connected ClusterSession; UserError when Ray is missing or the address does not
+        answer (nothing is kept then: the next job tries again)."""
+        if self._session is None:
+            from seedvr_desktop.cluster.connect import ClusterSession
+
+            session = ClusterSession(self.address, self.max_workers)
+            session.connect()
+            self._session = session
+        return self._session
+
+    def close(self) -> None:
+        session, self._session = self._session, None
+        if session is not None:
+            session.close()
 
 
 def run_jobs(jobs: list[RestoreJob], address: str, *, max_workers: int | None = None,

@@ -2,8 +2,10 @@
 
 `local` starts a Ray instance on this machine with its CPUs and GPUs; `auto` joins the cluster
 this machine belongs to (`ray start` was run here); `ray://host:port` connects a Ray client,
-`host:port` joins a head node's GCS. An address that does not answer is refused after a short
-TCP check instead of Ray's long connection retries.
+`host:port` joins a head node's GCS. An address that does not answer as one (nothing listening,
+silence, another protocol) is refused within seconds by `check_address`, which opens an HTTP/2
+connection as gRPC does, instead of going through Ray's connection retries (they never end for
+a silent port).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import time
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
@@ -21,15 +24,15 @@ from seedvr_desktop.errors import UserError
 log = logging.getLogger(__name__)
 
 START_TIMEOUT = 120.0  # seconds for every worker to start (scheduling, imports)
-_CONNECT_TIMEOUT = 3.0  # seconds for the TCP check of an address
+_CONNECT_TIMEOUT = 3.0  # seconds for the check of an address
 
 
 def _ray() -> Any:
     try:
         import ray
     except ImportError:
-        raise UserError("--cluster needs Ray: install it with "
-                        "pip install 'seedvr-desktop[cluster]'") from None
+        raise UserError("rendering on a cluster (--cluster, or Settings > Render on) needs "
+                        "Ray: install it with pip install 'seedvr-desktop[cluster]'") from None
     return ray
 
 
@@ -43,13 +46,57 @@ def check_address(address: str) -> str:
     if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
         raise UserError(f"--cluster {address!r}: give local, auto, ray://HOST:PORT or "
                         "HOST:PORT")
-    try:
-        with socket.create_connection((host.strip("[]"), int(port)), _CONNECT_TIMEOUT):
-            pass
-    except OSError as exc:
-        reason = exc.strerror or type(exc).__name__
-        raise UserError(f"cannot reach a Ray cluster at {text}: {reason}") from None
+    why = _grpc_problem(host.strip("[]"), int(port), _CONNECT_TIMEOUT)
+    if why:
+        raise UserError(f"cannot reach a Ray cluster at {text}: {why}")
     return text
+
+
+# The start of an HTTP/2 connection (RFC 9113, 3.4): the client preface and an empty SETTINGS
+# frame. A gRPC server (Ray's GCS, the Ray client server) answers with a SETTINGS frame.
+_H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes(3) + b"\x04" + bytes(5)
+_H2_SETTINGS = 0x04
+
+
+def _grpc_problem(host: str, port: int, timeout: float) -> str:
+    """Why `host:port` is not a gRPC server ("" when it is), within about `timeout` seconds.
+
+    Ray itself retries a silent or foreign port forever (its GCS client waits for a cluster id,
+    printing warnings); this check turns that into a one-line error.
+    """
+    deadline = time.monotonic() + timeout
+    try:
+        with socket.create_connection((host, port), timeout) as conn:
+            conn.sendall(_H2_PREFACE)
+            header = b""
+            while len(header) < 9:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError
+                conn.settimeout(left)
+                data = conn.recv(9 - len(header))
+                if not data:
+                    return "the port closed the connection (not a Ray head node)"
+                header += data
+    except TimeoutError:
+        return f"no answer within {timeout:.0f} s (not a Ray head node, or a firewall)"
+    except OSError as exc:
+        return exc.strerror or type(exc).__name__
+    if header[3] != _H2_SETTINGS:
+        return "something else answers on that port (not a Ray head node)"
+    return ""
+
+
+def _cpu_share(count: int) -> int:
+    """CPUs for each of `count` CPU workers: on a one-machine cluster its cores shared out
+    (`--cluster local --cluster-workers 1` on 8 cores: one worker computing on 8 threads, not
+    1); across machines 1, as a worker cannot span nodes."""
+    ray = _ray()
+    nodes = [n for n in ray.nodes() if n.get("Alive")]
+    if len(nodes) != 1:
+        return 1
+    cpus = int(nodes[0].get("Resources", {}).get("CPU", 0))
+    return max(1, cpus // max(count, 1))
 
 
 @dataclass
@@ -78,6 +125,7 @@ class ClusterSession:
     _owned: bool = field(default=False, init=False)
     _workers: dict[bool, list[WorkerHandle]] = field(default_factory=dict, init=False)
     _started: int = field(default=0, init=False)
+    _cpu_share: int = field(default=1, init=False)  # CPUs (and threads) of each CPU worker
 
     def __enter__(self) -> ClusterSession:
         self.connect()
@@ -92,7 +140,10 @@ class ClusterSession:
         address = check_address(self.address)  # even with Ray up: a bad address is an error
         if ray.is_initialized():
             return
-        options: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
+        # Ray's own INFO lines ("Connecting to existing Ray cluster...") are noise here: the
+        # workers are listed in this app's log once they start.
+        options: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False,
+                                   "logging_level": logging.WARNING}
         try:
             if address == "local":
                 ray.init(num_cpus=os.cpu_count() or 1, **options)
@@ -140,6 +191,8 @@ class ClusterSession:
         """The started workers for GPU (or CPU) engines, started on the first call."""
         if needs_gpu not in self._workers:
             count = self.slots(needs_gpu)
+            if not needs_gpu:
+                self._cpu_share = _cpu_share(count)
             self._workers[needs_gpu] = self._start(needs_gpu, count)
         return list(self._workers[needs_gpu])
 
@@ -161,9 +214,10 @@ class ClusterSession:
         ray = _ray()
         from seedvr_desktop import __version__
 
-        remote = ray.remote(num_cpus=1, num_gpus=1 if needs_gpu else 0,
+        share = 1 if needs_gpu else self._cpu_share
+        remote = ray.remote(num_cpus=share, num_gpus=1 if needs_gpu else 0,
                             max_restarts=0)(SegmentWorker)
-        actors = [remote.remote(None if needs_gpu else 1) for _ in range(count)]
+        actors = [remote.remote(None if needs_gpu else share) for _ in range(count)]
         try:
             infos = ray.get([a.hello.remote() for a in actors], timeout=timeout)
         except ray.exceptions.GetTimeoutError:

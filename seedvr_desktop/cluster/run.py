@@ -13,11 +13,12 @@ import os
 import threading
 import uuid
 from collections.abc import Iterator
-from dataclasses import replace
+from dataclasses import fields, replace
 from fractions import Fraction
 from typing import Any
 
 from seedvr_desktop.cluster.connect import ClusterSession
+from seedvr_desktop.cluster.progress import ClusterProgressEvent, WorkerProgress
 from seedvr_desktop.cluster.scheduler import Finished, Scheduler
 from seedvr_desktop.cluster.unit_restore import PROBE_FILE, JobContext
 from seedvr_desktop.cluster.units import WorkUnit, plan_chunk_units, plan_frame_units
@@ -62,6 +63,10 @@ def cluster_restore(job: RestoreJob, session: ClusterSession,
     yield from run.events()
 
 
+def _fps(item: Finished) -> float:
+    return item.result.frames / item.result.seconds if item.result.seconds else 0.0
+
+
 class ClusterVideoRun(VideoRun):
     """A VideoRun that hands its segments to cluster workers instead of restoring them."""
 
@@ -70,7 +75,10 @@ class ClusterVideoRun(VideoRun):
         super().__init__(job, plan, cancel)
         self.session = session
         self.scheduler: Scheduler | None = None  # while restoring (tests kill its workers)
-        self.units: list[WorkUnit] = []
+        self.units: list[WorkUnit] = []  # the units this run restores
+        self.reused: list[int] = []  # numbers of segments a killed run finished out of order
+        # worker number -> (label, fps on its last segment, segments finished), for progress
+        self._speeds: dict[int, tuple[str, float, int]] = {}
 
     def _open_engine(self) -> tuple[Engine | None, bool]:
         return None, False  # the workers load it
@@ -87,41 +95,138 @@ class ClusterVideoRun(VideoRun):
         target = self._segment_target()
         first_number = len(journal.segments)
         if fast:
-            self.units = plan_frame_units(plan.frame_count, target, frames_done=done,
-                                          first_number=first_number)
+            units = plan_frame_units(plan.frame_count, target, frames_done=done,
+                                     first_number=first_number)
         else:
-            self.units = plan_chunk_units(chunks, plan.caps.overlap, target,
-                                          next_chunk=next_chunk, frames_done=done,
-                                          first_number=first_number)
+            units = plan_chunk_units(chunks, plan.caps.overlap, target, next_chunk=next_chunk,
+                                     frames_done=done, first_number=first_number)
+        reused = self._reusable(units)
+        self.reused = sorted(reused)
+        self.units = [u for u in units if u.number not in reused]
+        meter = ProgressMeter(plan.frame_count, done)
+        # Segments finished ahead of the first unfinished one stay in the journal: counted as
+        # done from the start, committed in order as the ones before them are.
+        meter.advance(sum(u.frames for u in units if u.number in reused))
         token = uuid.uuid4().hex
         probe = journal.folder / PROBE_FILE
         probe.write_text(token, encoding="utf-8")
         try:
             ctx = self._context(reader, chunks, origin, fast, token)
+            yield from self._promote_ready(reused, meter, len(chunks))
+            if not self.units:
+                return
             scheduler = Scheduler(self.session, ctx, self.units,
                                   needs_gpu=not fast and needs_gpu(plan, self.job),
                                   cancel=self.cancel)
             self.scheduler = scheduler
             workers = scheduler.open()
-            meter = ProgressMeter(plan.frame_count, done)
-            yield meter.event("restore", chunk=next_chunk, chunks=len(chunks),
-                              message=f"{len(self.units)} segment(s) on {len(workers)} "
-                              f"cluster worker(s)")
-            for item in scheduler.results():
+            self._speeds = {h.number: (h.label, 0.0, 0) for h in workers}
+            again = f" ({len(reused)} finished ones kept)" if reused else ""
+            yield self._event(meter.event(
+                "restore", chunk=next_chunk, chunks=len(chunks),
+                message=f"{len(self.units)} segment(s){again} on {len(workers)} "
+                f"cluster worker(s)"))
+            for item in scheduler.results(on_finished=lambda f: self._on_finished(ctx, f)):
                 if item is None:
                     if self._due():
-                        yield meter.event("restore", chunk=next_chunk, chunks=len(chunks))
+                        yield self._event(meter.event("restore", chunk=next_chunk,
+                                                      chunks=len(chunks)))
                     continue
                 self._commit_unit(ctx, item)
                 meter.advance(item.unit.frames)
                 next_chunk = item.unit.chunk_stop
-                speed = item.result.frames / item.result.seconds if item.result.seconds else 0
-                yield meter.event("restore", chunk=next_chunk, chunks=len(chunks),
-                                  message=f"segment {item.unit.number} by {item.worker.label}"
-                                  f" at {speed:.1f} fps")
+                speed = _fps(item)
+                yield self._event(meter.event(
+                    "restore", chunk=next_chunk, chunks=len(chunks),
+                    message=f"segment {item.unit.number} by {item.worker.label} at "
+                    f"{speed:.1f} fps"))
+                yield from self._promote_ready(reused, meter, len(chunks))
         finally:
             self.scheduler = None
             probe.unlink(missing_ok=True)
+
+    def _reusable(self, units: list[WorkUnit]) -> set[int]:
+        """Numbers of the planned units that a killed run finished out of order (the journal's
+        `ahead` segments, where they hold exactly that unit); others there are dropped."""
+        journal = self.journal
+        assert journal is not None
+        reused = set()
+        by_number = {u.number: u for u in units}
+        for number, record in list(journal.ahead.items()):
+            unit = by_number.get(number)
+            next_chunk = None if unit is None else \
+                (unit.frame_stop if unit.passthrough else unit.chunk_stop)
+            if unit is not None and (record.frames_start, record.frames_done, record.frames,
+                                     record.next_chunk) == (unit.frame_start, unit.frame_stop,
+                                                            unit.frames, next_chunk):
+                reused.add(number)
+            else:
+                log.info("segment %d of the journal does not match the plan: restored again",
+                         number)
+                del journal.ahead[number]
+        return reused
+
+    def _promote_ready(self, reused: set[int], meter: ProgressMeter, chunks: int
+                       ) -> Iterator[ProgressEvent]:
+        """Commit the segments kept from a killed run that come next, in order."""
+        journal = self.journal
+        assert journal is not None
+        while len(journal.segments) in reused and len(journal.segments) in journal.ahead:
+            number = len(journal.segments)
+            with writing(journal.folder.parent):
+                record = journal.promote(self.damaged)
+            self.damaged = record.damaged
+            yield self._event(meter.event(
+                "restore", chunk=record.next_chunk, chunks=chunks,
+                message=f"segment {number} kept from the interrupted run"))
+
+    def _event(self, event: ProgressEvent) -> ClusterProgressEvent:
+        """`event` with what each worker is doing now (see cluster/progress.py)."""
+        scheduler = self.scheduler
+        current: dict[int, int] = {}
+        if scheduler is not None:
+            for unit, handle in scheduler.running.values():  # a worker runs its units in order
+                current[handle.number] = min(current.get(handle.number, unit.number),
+                                             unit.number)
+        rows = tuple(WorkerProgress(label, current.get(number), fps, done)
+                     for number, (label, fps, done) in sorted(self._speeds.items()))
+        return ClusterProgressEvent(**{f.name: getattr(event, f.name) for f in fields(event)},
+                                    workers=rows)
+
+    def _on_finished(self, ctx: JobContext, item: Finished) -> None:
+        """A unit finished (in any order): note its worker's speed, journal it if ahead."""
+        _label, _fps_before, done = self._speeds.get(item.worker.number, ("", 0.0, 0))
+        self._speeds[item.worker.number] = (item.worker.label, _fps(item), done + 1)
+        self._record_ahead(ctx, item)
+
+    def _record_ahead(self, ctx: JobContext, item: Finished) -> None:
+        """Journal a unit that finished while an earlier one has not (so a killed driver does
+        not lose it); `_commit_unit` moves it into the finished prefix when its turn comes."""
+        journal = self.journal
+        assert journal is not None
+        unit, result = item.unit, item.result
+        if unit.number <= len(journal.segments):
+            return  # the next in line: committed right away
+        name = ctx.segment_name(unit)
+        next_chunk = unit.frame_stop if unit.passthrough else unit.chunk_stop
+        with writing(journal.folder.parent):
+            if result.data is not None:
+                atomic_write_bytes(journal.folder / name, result.data)
+                result.data = None  # on disk now: not held in memory until its turn
+            journal.record_ahead(unit.number, SegmentRecord(name, result.frames, next_chunk,
+                                                            unit.frame_stop, result.damaged),
+                                 result.tail)
+        result.tail = None
+
+    def _stop(self, keep: bool) -> None:
+        journal = self.journal
+        if keep and journal is not None and journal.last is None and journal.ahead:
+            # Only segments finished out of order: worth keeping for --resume all the same.
+            if self.sink is not None:
+                self.sink.abort()
+            journal.close()
+            return
+        super()._stop(keep)
 
     def _context(self, reader: Any, chunks: list[Any], origin: Fraction, fast: bool,
                  token: str) -> JobContext:
@@ -140,6 +245,10 @@ class ClusterVideoRun(VideoRun):
         journal = self.journal
         assert journal is not None
         unit, result = item.unit, item.result
+        if unit.number in journal.ahead:  # journaled when it finished (see _record_ahead)
+            with writing(journal.folder.parent):
+                self.damaged = journal.promote(self.damaged).damaged
+            return
         name = ctx.segment_name(unit)
         # A pass-through run journals frames as its chunk counter (see _restore_passthrough).
         next_chunk = unit.frame_stop if unit.passthrough else unit.chunk_stop

@@ -1,8 +1,9 @@
 """Keeps every worker busy with units and gives the results back in segment order.
 
 Each worker has DEPTH units queued at a time, so it never waits on the driver. Units are
-handed out at most `window` ahead of the oldest unfinished one, which bounds both the results
-held for in-order commit and the work a killed driver loses. A worker that dies (node lost,
+handed out at most `window` ahead of the oldest unfinished one, which bounds the results held
+for in-order commit (the driver journals them as they finish, so a killed driver loses only the
+units in flight). A worker that dies (node lost,
 process killed, out of memory) is replaced when the cluster can, and its units go to the next
 free workers.
 """
@@ -13,7 +14,7 @@ import bisect
 import logging
 import threading
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -97,9 +98,14 @@ class Scheduler:
 
     # ---------------------------------------------------------------- running
 
-    def results(self, window: int | None = None) -> Iterator[Finished | None]:
+    def results(self, window: int | None = None,
+                on_finished: Callable[[Finished], None] | None = None
+                ) -> Iterator[Finished | None]:
         """Finished units in segment order; None now and then while waiting (cancel checks,
-        progress). Raises UserError when a unit fails on a worker or every worker is gone."""
+        progress). Raises UserError when a unit fails on a worker or every worker is gone.
+
+        `on_finished` sees every unit as it finishes, in any order, before it is held for its
+        turn (the driver journals those that finished ahead of an earlier one)."""
         ray = _ray()
         workers = max(1, len(self._idle) // DEPTH)
         window = window or (DEPTH + 1) * workers
@@ -122,6 +128,8 @@ class Scheduler:
                     result = self._collect(ref, unit, worker, todo)
                     if result is not None:
                         done[unit.number] = Finished(unit, result, worker)
+                        if on_finished is not None:
+                            on_finished(done[unit.number])
                 # Refill before the caller commits what is done: workers never wait on that.
                 self._dispatch(todo, order[min(position + window, len(order)) - 1])
                 while position < len(order) and order[position] in done:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
@@ -58,6 +59,15 @@ class ChunkContext:
     index: int  # chunk number within the job
     first_frame: int  # index in the source of the chunk's first frame
     seed: int = 0
+    # Where an engine may say how far into this chunk it is (0..1, e.g. per tile or step);
+    # see `report`. The pipeline turns it into progress events while the chunk runs.
+    progress: Callable[[float], None] | None = field(default=None, compare=False, repr=False)
+
+    def report(self, fraction: float) -> None:
+        """Tell the pipeline that `fraction` (0..1) of this chunk's work is done. Optional:
+        without it the pipeline still shows a timed heartbeat during a long chunk."""
+        if self.progress is not None:
+            self.progress(min(max(float(fraction), 0.0), 1.0))
 
 
 class Engine(ABC):
@@ -124,7 +134,12 @@ class ProgressEvent:
     chunk_count: int = 0
     message: str = ""
     preview: np.ndarray | None = field(default=None, repr=False)  # last restored frame, uint8
+    # Estimated frames of the chunk being restored right now (heartbeat events during a long
+    # chunk); not yet in frames_done, but in `fraction`, so a progress bar keeps moving.
+    frames_partial: float = 0.0
 
     @property
     def fraction(self) -> float:
-        return self.frames_done / self.frames_total if self.frames_total else 0.0
+        if not self.frames_total:
+            return 0.0
+        return min(self.frames_done + self.frames_partial, self.frames_total) / self.frames_total

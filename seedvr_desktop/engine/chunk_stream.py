@@ -29,6 +29,7 @@ def restore_chunks(engine: Engine, frames: Iterator[Any], chunks: Sequence[Chunk
                    blender: OverlapBlender, *, first: int, seed: int, scale: float,
                    cancel: threading.Event | None = None,
                    on_read: Callable[[Any], None] | None = None,
+                   on_progress: Callable[[float], None] | None = None,
                    ) -> Iterator[tuple[ChunkPlan, Finished]]:
     """For each chunk: restore it and yield the frames the blender has finished.
 
@@ -37,6 +38,8 @@ def restore_chunks(engine: Engine, frames: Iterator[Any], chunks: Sequence[Chunk
     are keyed to absolute positions, so any range restores the same pictures as the whole).
     Overlap frames are kept in a small buffer instead of being decoded twice. `on_read` sees
     every frame read, once. The last chunk's yield includes the blender's held-back tail.
+    `on_progress` gets what the engine reports of how far into the current chunk it is
+    (`ChunkContext.report`).
     """
     buffer: deque[Any] = deque()  # VideoFrames of the current chunk (and its overlap)
     last_index = chunks[-1].index if chunks else -1
@@ -51,7 +54,8 @@ def restore_chunks(engine: Engine, frames: Iterator[Any], chunks: Sequence[Chunk
         while buffer[0].index - first < cp.start:
             buffer.popleft()
         batch = stack_frames(cp, [vf.image for vf in buffer], scale)
-        context = ChunkContext(index=cp.index, first_frame=first + cp.start, seed=seed)
+        context = ChunkContext(index=cp.index, first_frame=first + cp.start, seed=seed,
+                               progress=on_progress)
         restored = engine.restore_chunk(batch, context, cancel)[: cp.stop - cp.start]
         finished = blender.push(cp, restored)
         if cp.index == last_index:

@@ -10,6 +10,13 @@ is itself replaced atomically, so a crash at any moment leaves a consistent jour
 fingerprint (input file identity + every setting that changes the output bytes) guards against
 resuming with different settings.
 
+`segments` is the finished prefix of the job, in order. Workers of a cluster run finish
+segments out of order: one finished past the first unfinished segment is kept durably in
+`ahead` (by segment number, its own damaged-frame count) until the segments before it are
+done, then moved into `segments` (`promote`). A resumed cluster run restores only what is in
+neither; a local run re-encodes an `ahead` segment when it gets there (the new one replaces
+it).
+
 A run holds an OS lock on `lock` in the work folder from `Journal.open` until the journal is
 removed or closed: a second run writing the same output is refused before it touches anything,
 so two runs never delete each other's work. On resume every listed segment is checked (it
@@ -82,6 +89,11 @@ class SegmentRecord:
     damaged: int  # damaged source frames counted so far
     tail: str | None = None  # blender state file, if the blender holds frames
 
+    @property
+    def frames_start(self) -> int:
+        """Output frames written before this segment."""
+        return self.frames_done - self.frames
+
 
 @dataclass
 class Journal:
@@ -91,6 +103,8 @@ class Journal:
     fingerprint: str
     segments: list[SegmentRecord] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)  # e.g. the detected scene cuts
+    # Segments finished ahead of the prefix, by number; `damaged` counts their own frames only.
+    ahead: dict[int, SegmentRecord] = field(default_factory=dict)
     lock: ExclusiveLock | None = field(default=None, repr=False, compare=False)
     closed: bool = field(default=False, repr=False, compare=False)
 
@@ -136,20 +150,25 @@ class Journal:
                      created: list[Path]) -> tuple[Journal, str]:
         if resume:
             found = cls._load(folder)
-            if found is not None and found.fingerprint == fingerprint and found.segments:
+            if found is not None and found.fingerprint == fingerprint and \
+                    (found.segments or found.ahead):
+                had_prefix = bool(found.segments)
                 damaged = found._keep_good()
-                if found.segments:
+                if found.segments or found.ahead:
                     found.lock = lock
                     found._drop_strays()
                     if damaged:
                         found._save()
-                    done = found.segments[-1].frames_done
+                    done = found.segments[-1].frames_done if found.segments else 0
+                    more = (f" and {len(found.ahead)} segment(s) finished further on"
+                            if found.ahead else "")
                     if damaged:
-                        return found, (f"{damaged}; resuming after {done} finished frames "
-                                       "(the last good part)")
-                    return found, f"resuming after {done} finished frames"
-                raise UserError(f"{damaged}, and no earlier part is usable; start again "
-                                "without --resume")
+                        return found, (f"{damaged}; resuming after {done} finished frames"
+                                       f"{more} (the last good part)")
+                    return found, f"resuming after {done} finished frames{more}"
+                if had_prefix:
+                    raise UserError(f"{damaged}, and no earlier part is usable; start again "
+                                    "without --resume")
             note = ("the unfinished job was made with other settings; starting over"
                     if found is not None and found.fingerprint != fingerprint
                     else "nothing to resume; starting from the beginning")
@@ -183,17 +202,50 @@ class Journal:
 
     def commit(self, record: SegmentRecord, tail_state: dict[str, Any] | None) -> None:
         """Record a finished segment (its file must already be complete, it is fsynced here)."""
+        number = len(self.segments)
+        self._store(number, record, tail_state)
+        # A segment recorded ahead under this number is replaced by this one (same file and
+        # tail names, rewritten): a local run resuming a cluster run's journal.
+        self.ahead.pop(number, None)
+        self._append(record)
+
+    def record_ahead(self, number: int, record: SegmentRecord,
+                     tail_state: dict[str, Any] | None) -> None:
+        """Record segment `number`, finished while an earlier one is not (a cluster worker
+        was faster); `record.damaged` counts its own damaged frames. Durable like `commit`."""
+        if number < len(self.segments):
+            raise ValueError(f"segment {number} is already among the {len(self.segments)} "
+                             "finished ones")
+        self._store(number, record, tail_state)
+        if record.file:
+            fsync_path(self.folder)  # a worker may have renamed it into place
+        self.ahead[number] = record
+        self._save()
+
+    def promote(self, damaged_before: int) -> SegmentRecord:
+        """Move the segment recorded ahead that comes next into the finished prefix, with the
+        damaged frames counted before it; returns its record."""
+        record = self.ahead.pop(len(self.segments))
+        record.damaged += damaged_before
+        self._append(record)
+        return record
+
+    def _store(self, number: int, record: SegmentRecord,
+               tail_state: dict[str, Any] | None) -> None:
         if record.file:
             fsync_path(self.folder / record.file)  # durable before the journal names it
         if tail_state is not None:
-            name = f"tail_{len(self.segments):05d}.npz"
+            name = f"tail_{number:05d}.npz"
             save_state(self.folder / name, tail_state)
             record.tail = name
+
+    def _append(self, record: SegmentRecord) -> None:
         self.segments.append(record)
         self._save()
         # Keep the tails of the last two segments: if the last one is found damaged on
         # resume, the job continues from the one before it.
         keep = {s.tail for s in self.segments[-_TAILS_KEPT:] if s.tail}
+        keep |= {s.tail for s in self.ahead.values() if s.tail}
         for old in self.segments[:-_TAILS_KEPT]:
             if old.tail and old.tail not in keep:
                 (self.folder / old.tail).unlink(missing_ok=True)
@@ -254,6 +306,15 @@ class Journal:
                 not _state_loads(self.folder / str(self.segments[-1].tail)):
             problem = problem or f"the saved state {self.segments[-1].tail} is missing or damaged"
             self.segments.pop()
+        for number, record in sorted(self.ahead.items()):
+            why = "" if number >= len(self.segments) else "superseded"
+            why = why or _segment_problem(self.folder, record)
+            if not why and record.tail and not _state_loads(self.folder / record.tail):
+                why = f"the saved state {record.tail} is missing or damaged"
+            if why:
+                # Not a problem for the job: that segment is simply restored again.
+                log.info("resume: segment %d is restored again (%s)", number, why)
+                del self.ahead[number]
         if problem:
             log.warning("resume: %s in %s", problem, self.folder)
         return problem
@@ -262,7 +323,8 @@ class Journal:
 
     def _save(self) -> None:
         data = {"version": JOURNAL_VERSION, "fingerprint": self.fingerprint,
-                "segments": [asdict(s) for s in self.segments], "extra": self.extra}
+                "segments": [asdict(s) for s in self.segments], "extra": self.extra,
+                "ahead": [{"number": n, **asdict(s)} for n, s in sorted(self.ahead.items())]}
         atomic_write_text(self.folder / JOURNAL_FILE, json.dumps(data, indent=1))
 
     @classmethod
@@ -272,15 +334,23 @@ class Journal:
             if data.get("version") != JOURNAL_VERSION:
                 return None
             segments = [SegmentRecord(**s) for s in data["segments"]]
-        except (OSError, ValueError, KeyError, TypeError) as exc:
+            ahead = {}
+            for item in data.get("ahead", []):  # absent in journals of older versions
+                fields = dict(item)
+                number = int(fields.pop("number"))
+                ahead[number] = SegmentRecord(**fields)
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
             log.info("no usable journal in %s: %s", folder, exc)
             return None
-        return cls(folder, str(data["fingerprint"]), segments, dict(data.get("extra", {})))
+        return cls(folder, str(data["fingerprint"]), segments, dict(data.get("extra", {})),
+                   ahead)
 
     def _drop_strays(self) -> None:
         """Remove files a crash left behind that the journal does not list."""
         keep = {JOURNAL_FILE, LOCK_FILE, "frames"} | {s.file for s in self.segments}
         keep |= {s.tail for s in self.segments[-_TAILS_KEPT:] if s.tail}
+        keep |= {s.file for s in self.ahead.values()} | {
+            s.tail for s in self.ahead.values() if s.tail}
         for path in self.folder.iterdir():
             if path.name not in keep:
                 if path.is_dir():

@@ -34,7 +34,8 @@ PIPELINE_OPTIONS = frozenset({"chunk_length", "overlap"})
 # them for every clip whatever its engine, so a non-generative engine gets them dropped rather
 # than refusing the job; anything else it does not know is still a user error (a typo).
 GENERATIVE_OPTIONS = frozenset({"model", "model_dir", "color_fix", "precision", "prompt",
-                                "device", "memory_budget_gb", "steps", "cfg_scale"})
+                                "device", "memory_budget_gb", "steps", "cfg_scale",
+                                "offload", "dit_window", "vae_tile", "compile"})
 
 EngineFactory = Callable[..., Engine]
 # A number, or a callable giving it when `auto` ranks engines (for costly hints such as

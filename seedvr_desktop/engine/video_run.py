@@ -13,6 +13,8 @@ import logging
 import threading
 import time as _time
 from collections.abc import Generator, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import wait as wait_for
 from contextlib import ExitStack
 from fractions import Fraction
 from typing import Any
@@ -36,11 +38,48 @@ from seedvr_desktop.engine.progress import ProgressMeter
 from seedvr_desktop.engine.sinks import OutputWriteError, writing
 from seedvr_desktop.errors import Cancelled
 from seedvr_desktop.media.probe import VideoInfo
+from seedvr_desktop.media.reader import FileIdentity, SourceChanged
 
 log = logging.getLogger(__name__)
 
 _EVENT_INTERVAL = 0.25  # seconds between progress events when chunks are tiny
 _PREVIEW_INTERVAL = 1.0  # seconds between preview pictures
+HEARTBEAT_SECONDS = 1.0  # seconds between progress events while one chunk is restored
+_WAIT_STEP = 0.05  # how often the wait for a chunk looks at the cancel button (seconds)
+# Sound a file may keep past its last picture (seconds) when the job runs to the end of it.
+SOUND_TAIL_KEPT = Fraction(1, 2)
+_END = object()  # what the helper thread returns when no chunk is left
+
+
+def _next_or_end(stream: Iterator[Any]) -> Any:
+    """The next item of `stream`, or _END (StopIteration cannot cross a Future into a
+    generator: it would turn into a RuntimeError there)."""
+    return next(stream, _END)
+
+
+class _RunningChunk:
+    """Which chunk the helper thread is restoring, since when, and how far the engine says it
+    is (`ChunkContext.report`, called from that thread)."""
+
+    def __init__(self, chunks: list[Any], index: int) -> None:
+        self.chunks = chunks
+        self.index = index  # position in `chunks` of the chunk being restored
+        self.began = _time.monotonic()
+        self.reported: float | None = None
+
+    def start(self) -> None:
+        self.began = _time.monotonic()
+        self.reported = None
+
+    def report(self, fraction: float) -> None:
+        self.reported = fraction
+
+    def frames(self) -> int:
+        """Frames this chunk adds to the output (its overlap with the one before was counted
+        there), at least 1."""
+        cp = self.chunks[self.index]
+        before = self.chunks[self.index - 1].stop if self.index > 0 else cp.start
+        return max(cp.stop - max(before, cp.start), 1)
 
 
 class VideoRun:
@@ -54,6 +93,9 @@ class VideoRun:
         self.given_engine = engine  # the caller's engine: used, never closed here
         self.plan = plan
         self.cancel = cancel
+        # The file the plan was made for: a reader of another one (moved over the path since)
+        # is refused, and the readers check it again between chunks (see SourceChanged).
+        self.identity = FileIdentity.of(plan.input_path)
         self.info = probe(plan.input_path)
         video = self.info.video
         assert video is not None  # plan_job refuses inputs without a picture
@@ -142,6 +184,7 @@ class VideoRun:
             else:
                 reader = VideoReader(plan.input_path, apply_rotation=True, apply_sar=True,
                                      high_bit_depth=self.video.bit_depth > 8)
+            self._check_reader(reader)
             times = reader.frame_times()
             origin = self._origin(times)
             self.sink = self._make_sink(journal, fast)
@@ -158,6 +201,7 @@ class VideoRun:
             chunks = self._chunks(cuts, fast)
             del times
             yield from self._restore(reader, engine, chunks, origin)
+            reader.check_source()  # the sound and subtitles come from the same file
             yield ProgressEvent("finalize", plan.frame_count, plan.frame_count,
                                 message="writing the output file")
             notices = self.sink.finalize(lambda segs: self._mux_request(segs, origin, reader))
@@ -171,6 +215,14 @@ class VideoRun:
             yield ProgressEvent("cancelled", done, plan.frame_count,
                                 message=f"cancelled{kept}")
             return
+        except SourceChanged as exc:
+            # Finished segments hold pictures of the original file: kept for --resume with
+            # it (the job's fingerprint names its size and time); nothing at the output path.
+            self._stop(keep=True)
+            finished = journal.last.frames_done if journal.last else 0
+            where = (f"{finished} finished frames kept: put the original back and run again "
+                     "with --resume" if finished else "nothing was written")
+            raise SourceChanged(f"{exc}; stopped ({where})") from None
         except OutputWriteError as exc:
             # Disk full (or gone read-only) mid-job: the finished segments stay for --resume,
             # the unfinished one and any temporary output file are already gone.
@@ -196,11 +248,26 @@ class VideoRun:
                             message=self._summary(notices))
 
     def _stop(self, keep: bool) -> None:
-        """Drop the unfinished segment; keep the journal only if it holds finished work."""
+        """Drop the unfinished segment; keep the journal only if it holds finished work.
+
+        Either way the work folder's OS lock is let go of now: the caller may hold on to this
+        run (its generator, or the exception it raised) for a long time, and another run of
+        the same output, in this process or another, must not have to wait for that."""
         if self.sink is not None:
             self.sink.abort()
-        if self.journal is not None and not (keep and self.journal.last):
-            self.journal.remove()
+        if self.journal is not None:
+            if keep and self.journal.last:
+                self.journal.close()
+            else:
+                self.journal.remove()
+
+    def _check_reader(self, reader: Any) -> None:
+        """The reader must read the file this run was planned for (probed in __init__)."""
+        if self.identity is not None and reader.identity is not None:
+            change = self.identity.change(reader.identity)
+            if change:
+                raise SourceChanged(f"{self.plan.input_path.name} {change} while it was "
+                                    "being read")
 
     def _summary(self, notices: list[str]) -> str:
         parts = [f"wrote {self.plan.output_path} ({self.plan.frame_count} frames, "
@@ -216,7 +283,16 @@ class VideoRun:
         job, plan = self.job, self.plan
         times = reader.frame_times()
         start = origin if job.start_time is not None else None
-        end = times[plan.stop_frame] if plan.stop_frame < len(times) else None
+        # Sound and subtitles stop where the pictures do, also at the end of the file: a
+        # capture still being written (the probe saw N pictures, the audio runs on) or a
+        # track longer than the video must not give a 20 s video 45 s of sound. At the end
+        # of the file a short tail is kept (codec padding, the last audio frame: nearly every
+        # file's sound ends a little after its last picture), so its packets stay as they are.
+        step = 1 / plan.frame_rate if plan.frame_rate > 0 else Fraction(1, 25)
+        if plan.stop_frame < len(times):
+            end = times[plan.stop_frame]
+        else:
+            end = times[plan.stop_frame - 1] + step + SOUND_TAIL_KEPT
         return MuxRequest(segments=segments, target=plan.output_path, params=self.sink.params,
                           source=plan.input_path, origin=origin, start=start, end=end,
                           audio=job.encode.audio, subtitles=job.encode.subtitles,
@@ -265,6 +341,7 @@ class VideoRun:
                 cuts.append(rel)
             meter.advance(1)
             if self._due():
+                reader.check_source()
                 yield meter.event("probe", message="finding scene cuts")
         journal.set_extra(cuts=cuts)
         return cuts
@@ -339,6 +416,7 @@ class VideoRun:
                 self._commit(done, done, in_segment, None, more=done < total)
                 in_segment = 0
             if self._due() or done == total:
+                reader.check_source()
                 yield meter.event("restore", chunk=done, chunks=total,
                                   preview=self._preview(vf.image))
 
@@ -368,28 +446,80 @@ class VideoRun:
         meter = ProgressMeter(total, done)
         in_segment = 0
         scale = 1.0 / (65535.0 if reader.dtype == np.uint16 else 255.0)
+        # The engine sees `halt`, not the caller's event: set on cancel, and also when this
+        # generator is closed or fails while a chunk runs, so the helper thread stops soon.
+        halt = threading.Event()
+        running = _RunningChunk(chunks, next_chunk)
         stream = restore_chunks(engine, frames, chunks[next_chunk:], blender, first=first,
-                                seed=job.seed, scale=scale, cancel=self.cancel, on_read=on_read)
-        for cp, finished in stream:
-            last_frame = None
-            last = cp.index == len(chunks) - 1
-            for rel, image in finished:
-                out_time = pending.pop(rel)
-                if job.frame_filter is not None:
-                    image = job.frame_filter(rel, out_time, image)
-                self.sink.write(image, out_time)
-                last_frame = image
-                in_segment += 1
-                done += 1
-            meter.advance(done - meter.done)
-            if in_segment >= target or last:
-                state = None if last else blender.state()
-                record_run_state(engine, self.journal)  # issue 11: plan after any OOM retry
-                self._commit(cp.index + 1, done, in_segment, state, more=not last)
-                in_segment = 0
-            if self._due() or last:
-                yield meter.event("restore", chunk=cp.index + 1, chunks=len(chunks),
-                                  preview=self._preview(last_frame))
+                                seed=job.seed, scale=scale, cancel=halt, on_read=on_read,
+                                on_progress=running.report)
+        # Each chunk (decode + restore) runs on one helper thread, always the same one, while
+        # this generator waits for it and yields heartbeats: one chunk of a big picture can
+        # take minutes, and the CLI and GUI must see time pass. Only one chunk runs at a
+        # time; the blender, the sink and the journal are touched between chunks, never during.
+        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="seedvr-chunk")
+        try:
+            while True:
+                if self.cancel.is_set():
+                    halt.set()
+                running.start()
+                item = yield from self._await_chunk(pool.submit(_next_or_end, stream), halt,
+                                                    meter, running)
+                if item is _END:
+                    break
+                cp, finished = item
+                running.index = cp.index + 1
+                last_frame = None
+                last = cp.index == len(chunks) - 1
+                for rel, image in finished:
+                    out_time = pending.pop(rel)
+                    if job.frame_filter is not None:
+                        image = job.frame_filter(rel, out_time, image)
+                    self.sink.write(image, out_time)
+                    last_frame = image
+                    in_segment += 1
+                    done += 1
+                meter.advance(done - meter.done)
+                if in_segment >= target or last:
+                    state = None if last else blender.state()
+                    record_run_state(engine, self.journal)  # issue 11: plan after OOM retry
+                    self._commit(cp.index + 1, done, in_segment, state, more=not last)
+                    in_segment = 0
+                # Between chunks: the open decoder still reads the file the run began on, but
+                # a reopen would not; stop here rather than mix in another file's frames.
+                reader.check_source()
+                if self._due() or last:
+                    yield meter.event("restore", chunk=cp.index + 1, chunks=len(chunks),
+                                      preview=self._preview(last_frame))
+        finally:
+            halt.set()  # a chunk still running (this generator closed or failed) stops early
+            pool.shutdown(wait=True)
+            stream.close()  # type: ignore[attr-defined]  # a generator
+
+    def _await_chunk(self, future: Future[Any], halt: threading.Event, meter: ProgressMeter,
+                     running: _RunningChunk) -> Generator[ProgressEvent, None, Any]:
+        """The helper thread's next chunk (or _END), with heartbeat events while it runs.
+
+        A heartbeat comes every HEARTBEAT_SECONDS: the same frames done, an estimate of the
+        running chunk's share and the time left (`ProgressMeter.pulse`), and the seconds the
+        chunk has taken so far. The caller's cancel is passed on to the engine meanwhile."""
+        beat = running.began
+        while True:
+            finished, _ = wait_for([future], timeout=_WAIT_STEP)
+            if finished:
+                return future.result()
+            if self.cancel.is_set():
+                halt.set()
+            now = _time.monotonic()
+            if now - beat < HEARTBEAT_SECONDS or running.index >= len(running.chunks):
+                continue
+            beat = now
+            elapsed = now - running.began
+            count = len(running.chunks)
+            yield meter.pulse("restore", elapsed=elapsed, chunk_frames=running.frames(),
+                              reported=running.reported, chunk=running.index + 1, chunks=count,
+                              message=f"restoring chunk {running.index + 1}/{count}: "
+                                      f"{elapsed:.0f} s so far")
 
     def _preview(self, image: Any) -> np.ndarray | None:
         now = _time.monotonic()

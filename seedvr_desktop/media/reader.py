@@ -70,6 +70,41 @@ class VideoFrame:
     damaged: bool  # True: this picture did not decode; the last good picture is repeated
 
 
+class SourceChanged(MediaError):
+    """The file being read is no longer the one the run started on: another file was moved
+    over its path, it was deleted, or it got shorter."""
+
+
+@dataclass(frozen=True)
+class FileIdentity:
+    """Which file a path named when a run began (device, inode) and how long it was then.
+
+    A capture still being written keeps its identity while it grows; another file moved over
+    the path (a new inode), a deleted file or one cut shorter does not."""
+
+    device: int
+    inode: int
+    size: int
+
+    @classmethod
+    def of(cls, path: str | os.PathLike) -> FileIdentity | None:
+        try:
+            st = os.stat(path)
+        except OSError:
+            return None
+        return cls(st.st_dev, st.st_ino, st.st_size)
+
+    def change(self, now: FileIdentity | None) -> str:
+        """How `now` (the path's identity today) differs from this one; "" if it does not."""
+        if now is None:
+            return "was moved or deleted"
+        if (now.device, now.inode) != (self.device, self.inode):
+            return "was replaced by another file"
+        if now.size < self.size:
+            return f"got shorter ({self.size} -> {now.size} bytes)"
+        return ""
+
+
 class _Overshoot(Exception):
     """The seek landed after the wanted picture; try again from earlier."""
 
@@ -132,6 +167,8 @@ class VideoReader:
         high_bit_depth: bool = False,
         threads: int = 0,
     ) -> None:
+        # Taken before the scan: what the timeline below describes is this file.
+        self.identity = FileIdentity.of(path)
         result = scan(path)
         self.info: MediaInfo = result.info
         video = self.info.video
@@ -201,6 +238,18 @@ class VideoReader:
                 return vf
         raise MediaError(f"frame {index} of {self.info.path.name} could not be read")
 
+    def check_source(self) -> None:
+        """Raise SourceChanged when the path no longer names the file this reader scanned.
+
+        Called before every (re)open of the file and by long runs between chunks: frames of
+        another file must never be matched against this file's timeline, and sound or
+        subtitles of another file never muxed with its pictures."""
+        if self.identity is None:
+            return
+        change = self.identity.change(FileIdentity.of(self.info.path))
+        if change:
+            raise SourceChanged(f"{self.info.path.name} {change} while it was being read")
+
     def close(self) -> None:
         """Stop every running frame iterator and release the decoders."""
         self._close_cursor()
@@ -231,6 +280,7 @@ class VideoReader:
             self._cursor = None
 
     def _open(self, thread_type: str = "AUTO") -> tuple[Any, Any]:
+        self.check_source()
         try:
             container = av.open(os.fspath(self.info.path), metadata_errors="replace")
         except av.FFmpegError as exc:

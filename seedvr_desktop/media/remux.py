@@ -24,6 +24,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
+from seedvr_desktop.errors import MediaError
 from seedvr_desktop.fsutil import atomic_path
 from seedvr_desktop.media.audio import AudioTranscoder, ordered_layout
 from seedvr_desktop.media.codecs import CONTAINER_FORMATS
@@ -87,7 +88,7 @@ def _mux_once(req: MuxRequest) -> list[str]:
             template = first.streams.video[0]
             extradata = template.codec_context.extradata
             vstream = _add_video_stream(out, template, req.params, fmt)
-            src = av.open(os.fspath(req.source)) if req.source else None
+            src = _open_source(req.source) if req.source else None
             try:
                 handlers = _source_handlers(src, out, req, fmt, notices) if src else []
                 if src is not None:
@@ -105,6 +106,20 @@ def _mux_once(req: MuxRequest) -> list[str]:
                     src.close()
         refuse_existing(req.target, req.overwrite)
     return notices
+
+
+def _open_source(path: Path) -> Any:
+    """The source, opened again for its sound, subtitles and metadata. A source that cannot be
+    opened now (moved, deleted or replaced by a non-media file while the job ran) is a
+    one-line MediaError, not a reason to retry the mux with other audio settings."""
+    import av
+
+    try:
+        return av.open(os.fspath(path), metadata_errors="replace")
+    except (av.FFmpegError, OSError) as exc:
+        reason = getattr(exc, "strerror", None) or str(exc)
+        raise MediaError(f"cannot open {path.name} again for its sound and subtitles "
+                         f"({reason}); was it moved or replaced while the job ran?") from None
 
 
 def _add_video_stream(out: Any, template: Any, params: VideoParams, fmt: str) -> Any:

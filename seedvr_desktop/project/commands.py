@@ -238,6 +238,7 @@ class AddCaption(_CaptionCommand):
         self.text = "Add caption"
 
     def redo(self, project: Project) -> ChangeEvent:
+        self.caption.validate_edit()  # a caption added now must show some text
         current = project.clip_by_id(self.clip_id).captions
         return self._apply(project, _insert_sorted(current, self.caption))
 
@@ -253,6 +254,7 @@ class EditCaption(_CaptionCommand):
         current = list(project.clip_by_id(self.clip_id).captions)
         if not 0 <= self.index < len(current):
             raise ProjectError(f"the clip has no caption {self.index + 1}")
+        self.caption.validate_edit()
         del current[self.index]
         return self._apply(project, _insert_sorted(current, self.caption))
 

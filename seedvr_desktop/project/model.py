@@ -9,6 +9,7 @@ other. Paths are kept absolute in memory; only the serializer makes them relativ
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
 import uuid
 from dataclasses import dataclass, field
@@ -29,6 +30,8 @@ from seedvr_desktop.vocab import (
     SOFT_SUBTITLE_FORMATS,
     VIDEO_CODECS,
 )
+
+log = logging.getLogger(__name__)
 
 FORMAT_NAME = "seedvr-desktop-project"
 SCHEMA_VERSION = 2
@@ -125,6 +128,19 @@ class Caption:
             raise ProjectError("caption size must be between 0.01 and 0.5 of the frame height")
         if not _is_hex_color(self.color):
             raise ProjectError(f"caption colour must look like #rrggbb, not {self.color!r}")
+
+    @property
+    def has_text(self) -> bool:
+        return bool(self.text.strip())
+
+    def validate_edit(self) -> None:
+        """`validate` plus the rule for a caption a person adds or changes now: it shows some
+        text. (Files saved before the rule may hold empty ones: they are dropped with a
+        warning, see `Clip.drop_empty_captions`, rather than the whole project refused.)"""
+        self.validate()
+        if not self.has_text:
+            raise ProjectError(f"the caption at {self.start:g}-{self.end:g} s has no text; "
+                               "type some, or remove the caption")
 
 
 def _is_hex_color(value: str) -> bool:
@@ -250,6 +266,20 @@ class Clip:
     restore: dict[str, Any] = field(default_factory=dict)  # overrides of the project defaults
     captions: list[Caption] = field(default_factory=list)
     prompt: str = ""
+
+    def drop_empty_captions(self) -> list[Caption]:
+        """Remove the captions that show no text, each named in a warning; returns them.
+
+        For projects saved before `Caption.validate_edit` refused such captions: loading one
+        should drop them this way rather than keep them (they draw nothing) or refuse the
+        file. (Kept out of `validate`, which must never change a project.)"""
+        empty = [c for c in self.captions if not c.has_text]
+        for caption in empty:
+            log.warning("clip %s: the caption at %g-%g s has no text and is left out",
+                        self.name or self.id, caption.start, caption.end)
+        if empty:
+            self.captions = [c for c in self.captions if c.has_text]
+        return empty
 
     def validate(self, frame_count: int | None = None) -> None:
         if self.in_frame < 0:

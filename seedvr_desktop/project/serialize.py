@@ -282,7 +282,7 @@ def _decode_clip(raw: Any, where: str) -> Clip:
         partial=True,
     )
     captions_where = fields.join(where, "captions")
-    return Clip(
+    clip = Clip(
         media_id=fields.get(data, "media", str, where),
         id=fields.get(data, "id", str, where),
         name=fields.get(data, "name", str, where, default=""),
@@ -295,6 +295,8 @@ def _decode_clip(raw: Any, where: str) -> Clip:
         ],
         prompt=fields.get(data, "prompt", str, where, default=""),
     )
+    clip.drop_empty_captions()  # saved before empty captions were refused: they draw nothing
+    return clip
 
 
 def project_from_dict(data: Any, base_dir: Path) -> Project:

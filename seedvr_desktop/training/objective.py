@@ -41,8 +41,9 @@ class PackedBatch:
     lens: list[int]  # latent pixels per sample
 
     def to(self, device: torch.device) -> PackedBatch:
-        return PackedBatch(self.vid.to(device), self.txt.to(device), self.vid_shape.to(device),
-                           self.txt_shape.to(device), self.timestep.to(device),
+        """The batch on `device`; the shapes stay on the host (the DiT reads them in Python)."""
+        return PackedBatch(self.vid.to(device), self.txt.to(device), self.vid_shape,
+                           self.txt_shape, self.timestep.to(device),
                            self.target.to(device), self.lens)
 
 
@@ -109,8 +110,9 @@ def restore_latent(dit: nn.Module, lq: Tensor, txt: Tensor, *, steps: int, seed:
     if cond_noise_scale > 0:
         aug = torch.randn(lq.shape, generator=gen).to(lq.device)
         lq = diffusion.noise_condition(lq, aug, cond_noise_scale)
-    vid_shape = torch.tensor([list(lq.shape[:3])], dtype=torch.long, device=lq.device)
-    txt_shape = torch.tensor([[txt.shape[0]]], dtype=torch.long, device=lq.device)
+    # Shapes stay on the host: the DiT reads them in Python, a device copy would sync per call.
+    vid_shape = torch.tensor([list(lq.shape[:3])], dtype=torch.long)
+    txt_shape = torch.tensor([[txt.shape[0]]], dtype=torch.long)
 
     def predict(x: Tensor, t: Tensor) -> Tensor:
         vid = diffusion.dit_input(x, lq).reshape(-1, 2 * lq.shape[-1] + 1)

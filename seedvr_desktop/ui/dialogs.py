@@ -10,11 +10,16 @@ from __future__ import annotations
 
 import logging
 from enum import Enum
+from pathlib import Path
 
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QMessageBox, QWidget
+from PySide6.QtWidgets import QFileDialog, QMessageBox, QWidget
 
 log = logging.getLogger(__name__)
+
+
+# The subtitle files "Import Captions" offers (project/captions.py reads them).
+CAPTION_FILE_FILTER = "Subtitles (*.srt *.vtt *.ass *.ssa);;All files (*)"
 
 
 class Answer(str, Enum):
@@ -63,3 +68,9 @@ def ask_yes_no(parent: QWidget | None, title: str, text: str) -> bool:
                                   QMessageBox.StandardButton.No)
     return answer == QMessageBox.StandardButton.Yes
 
+
+
+def ask_caption_file(parent: QWidget | None) -> Path | None:
+    """A subtitle file to import captions from, or None when the user cancels."""
+    path, _ = QFileDialog.getOpenFileName(parent, "Import captions", "", CAPTION_FILE_FILTER)
+    return Path(path) if path else None

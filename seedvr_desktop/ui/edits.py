@@ -9,11 +9,16 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
+from pathlib import Path
 
 from PySide6.QtCore import QObject
+from PySide6.QtWidgets import QWidget
 
+from seedvr_desktop.errors import UserError
 from seedvr_desktop.project import commands as cmd
+from seedvr_desktop.project.captions import ImportedCaptions, import_caption_file
 from seedvr_desktop.project.model import Caption, Clip, RestoreSettings
+from seedvr_desktop.ui import dialogs
 from seedvr_desktop.ui.media_import import ImportReport
 from seedvr_desktop.ui.session import ProjectSession
 from seedvr_desktop.ui.timeline_model import ClipSpan
@@ -30,6 +35,11 @@ class EditController(QObject):
         super().__init__(parent)
         self.session = session
         self._spans = spans
+
+    def _window(self) -> QWidget | None:
+        """The window messages of this controller belong to (its parent, when a widget)."""
+        parent = self.parent()
+        return parent if isinstance(parent, QWidget) else None
 
     def _span(self, clip_id: str) -> ClipSpan | None:
         return next((s for s in self._spans() if s.clip_id == clip_id), None)
@@ -105,9 +115,16 @@ class EditController(QObject):
             return clip_id, span.start + start
         return None
 
-    def edit_caption_text(self, clip_id: str, index: int, text: str) -> None:
+    def edit_caption_text(self, clip_id: str, index: int, text: str) -> bool:
+        """New text for a caption; empty text is refused with a message (nothing changes)."""
         old = self.session.project.clip_by_id(clip_id).captions[index]
-        self.session.push(cmd.EditCaption(clip_id, index, dataclasses.replace(old, text=text)))
+        new = dataclasses.replace(old, text=text)
+        try:
+            new.validate_edit()
+        except UserError as exc:
+            dialogs.show_error(self._window(), "Edit caption", str(exc))
+            return False
+        return self.session.push(cmd.EditCaption(clip_id, index, new))
 
     def retime_caption(self, clip_id: str, index: int, start: float, end: float) -> None:
         """New timeline times for a caption (stored relative to the clip's in-point)."""
@@ -121,3 +138,44 @@ class EditController(QObject):
 
     def remove_caption(self, clip_id: str, index: int) -> None:
         self.session.push(cmd.RemoveCaption(clip_id, index))
+
+    def import_captions(self, clip_id: str, path: Path) -> ImportedCaptions:
+        """Every caption of a subtitle file (.srt, .vtt, .ass) into the clip's caption track,
+        as one undo step; the same reader as `project caption --import`. Raises UserError
+        for a file that is not usable (nothing is added then)."""
+        span = self._span(clip_id)
+        if span is None:
+            raise UserError("select a clip to import the captions into")
+        imported = import_caption_file(path, duration=span.duration or None)
+        count = len(imported.captions)
+        with self.session.undo.macro(f"Import {count} caption{'s' if count != 1 else ''}"):
+            added = all(self.session.push(cmd.AddCaption(clip_id, caption))
+                        for caption in imported.captions)
+        if not added:  # one was refused (and shown): take back the ones before it too
+            self.session.undo.stack.undo()
+            return ImportedCaptions([], imported.problems)
+        return imported
+
+    def import_captions_dialog(self, parent: QWidget, clip_id: str) -> int:
+        """Ask for a subtitle file and import it into `clip_id`; problems are shown in a
+        message, nothing raises. Returns how many captions were added."""
+        if not clip_id:
+            dialogs.show_error(parent, "Import captions",
+                               "Select a clip on the timeline to import the captions into.")
+            return 0
+        path = dialogs.ask_caption_file(parent)
+        if path is None:
+            return 0
+        try:
+            imported = self.import_captions(clip_id, path)
+        except UserError as exc:
+            dialogs.show_error(parent, "Captions not imported", str(exc))
+            return 0
+        if imported.captions and imported.problems:
+            shown = imported.problems[:10]
+            more = len(imported.problems) - len(shown)
+            dialogs.show_info(parent, "Captions imported",
+                              f"{len(imported.captions)} caption(s) imported from {path.name}; "
+                              "some were left out or cut:\n" + "\n".join(shown)
+                              + (f"\n... and {more} more" if more else ""))
+        return len(imported.captions)

@@ -52,7 +52,7 @@ class MainWindow(QMainWindow):
         self.settings_dir = Path(settings_dir) if settings_dir else config_dir()
         self.settings = load_settings(self.settings_dir)
         self.frames = FrameSource(self)
-        self.host = WorkerHost(self)
+        self.host = WorkerHost(self, settings=lambda: self.settings)
         self.session = ProjectSession(self.settings, self.settings_dir, self)
         self.importer = MediaImporter(self)
         self.selected_clip = ""
@@ -130,6 +130,8 @@ class MainWindow(QMainWindow):
             "undo_action": lambda: self.session.undo.stack.createUndoAction(self, "&Undo"),
             "redo_action": lambda: self.session.undo.stack.createRedoAction(self, "&Redo"),
             "add_caption": self.add_caption_at_playhead,
+            "import_captions": lambda: self.edits.import_captions_dialog(self,
+                                                                         self.selected_clip),
             "remove_clip": lambda: self.edits.remove_clip(self.selected_clip),
             "clip_earlier": lambda: self.edits.move_clip(self.selected_clip, -1),
             "clip_later": lambda: self.edits.move_clip(self.selected_clip, 1),

@@ -52,6 +52,9 @@ class MenuBar:
         edit.addAction(redo)
         edit.addSeparator()
         add_action(edit, "Add Caption at Playhead\tC", h["add_caption"])
+        self.import_captions = add_action(
+            edit, "Import &Captions…", h["import_captions"],
+            tip="Add the captions of an .srt, .vtt or .ass file to the selected clip")
         add_action(edit, "Remove Selected Clip", h["remove_clip"], "Shift+Del")
         add_action(edit, "Move Clip Earlier", h["clip_earlier"], "Alt+Left")
         add_action(edit, "Move Clip Later", h["clip_later"], "Alt+Right")

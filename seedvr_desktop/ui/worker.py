@@ -8,6 +8,10 @@ queued Python object crosses threads). Control flows the other way through threa
 `threading.Event`s rather than queued slots: while a job runs the worker's event loop is busy, and
 cancel must still be seen within a second (the pipeline checks the event between chunks and
 engines inside long chunks).
+
+Exports go where Settings > "Render on" says (read when each export starts): this computer, or
+the cluster runner of `--cluster` (every GPU here, or a Ray cluster), whose connection and
+workers are then kept between exports like the engine.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import uuid
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
@@ -25,6 +30,7 @@ from seedvr_desktop.engine.base import Engine, ProgressEvent
 from seedvr_desktop.engine.job import RestoreJob
 from seedvr_desktop.engine.preview import PreviewRequest, render_preview
 from seedvr_desktop.errors import Cancelled, UserError
+from seedvr_desktop.settings import Settings, load_settings
 from seedvr_desktop.ui.mailbox import Mailbox
 
 log = logging.getLogger(__name__)
@@ -53,10 +59,15 @@ class RestoreWorker(QObject):
     failed = Signal(str, str)  # job id, one-line message for the user
     cancelled = Signal(str)  # job id
 
-    def __init__(self, post: Callable[..., None] | None = None) -> None:
+    def __init__(self, post: Callable[..., None] | None = None,
+                 settings: Callable[[], Settings] | None = None) -> None:
         super().__init__(None)
         # How signals leave the worker thread: the host's mailbox (GUI thread), or direct.
         self._post = post or (lambda fn, *args: fn(*args))
+        # The settings as they are now (the window's, or the saved file): "Render on".
+        self._settings = settings or load_settings
+        self._cluster: Any = None  # a KeptRunner while exports go to a cluster
+        self.cluster_runner_factory: Callable[[str], Any] | None = None  # tests: a fake
         self._lock = threading.Lock()
         self._pending: deque[_Job] = deque()
         self._jobs: dict[str, _Job] = {}
@@ -158,10 +169,14 @@ class RestoreWorker(QObject):
     def _run_export(self, job: _Job, restore_job: RestoreJob) -> None:
         from seedvr_desktop.engine.pipeline import run_restore
 
-        # The pipeline uses the worker's engine and leaves it open: the model stays loaded
-        # for the next export or preview with the same engine settings.
-        engine = self._engine_for(restore_job.engine, restore_job.engine_options)
-        events = run_restore(restore_job, job.cancel, engine=engine)
+        runner = self._cluster_for(self._settings())
+        if runner is not None:
+            events = runner(restore_job, job.cancel)
+        else:
+            # The pipeline uses the worker's engine and leaves it open: the model stays loaded
+            # for the next export or preview with the same engine settings.
+            engine = self._engine_for(restore_job.engine, restore_job.engine_options)
+            events = run_restore(restore_job, job.cancel, engine=engine)
         last: ProgressEvent | None = None
         try:
             for event in events:
@@ -173,6 +188,29 @@ class RestoreWorker(QObject):
         if job.cancel.is_set() or (last is not None and last.stage == "cancelled"):
             raise Cancelled()
         self._post(self.finished.emit, job.job_id, str(restore_job.output_path))
+
+    def _cluster_for(self, settings: Settings) -> Any:
+        """The cluster runner the settings ask for (kept from the last export when the address
+        is the same), or None to export on this computer."""
+        from seedvr_desktop.cluster.cli_options import KeptRunner, settings_address
+
+        address = settings_address(settings.render_on, settings.cluster_address)
+        if self._cluster is not None and (address is None or self._cluster.address != address):
+            self._drop_cluster()
+        if address is None:
+            return None
+        if self._cluster is None:
+            make = self.cluster_runner_factory or KeptRunner
+            self._cluster = make(address)
+        return self._cluster
+
+    def _drop_cluster(self) -> None:
+        runner, self._cluster = self._cluster, None
+        if runner is not None:
+            try:
+                runner.close()
+            except Exception:
+                log.warning("leaving the cluster failed", exc_info=True)
 
     def _run_preview(self, job: _Job, request: PreviewRequest) -> None:
         engine = self._engine_for(request.engine, request.engine_options)
@@ -208,8 +246,10 @@ class RestoreWorker(QObject):
 
     @Slot()
     def release_engine(self) -> None:
-        """Free the model (runs on the worker thread, after the current job)."""
+        """Free the model and leave the cluster (runs on the worker thread, after the current
+        job)."""
         self._drop_engine()
+        self._drop_cluster()
 
 
 class WorkerHost(QObject):
@@ -218,10 +258,11 @@ class WorkerHost(QObject):
     _wake = Signal()
     _release = Signal()
 
-    def __init__(self, parent: QObject | None = None) -> None:
+    def __init__(self, parent: QObject | None = None,
+                 settings: Callable[[], Settings] | None = None) -> None:
         super().__init__(parent)
         self.mailbox = Mailbox(self)
-        self.worker = RestoreWorker(self.mailbox.post)
+        self.worker = RestoreWorker(self.mailbox.post, settings)
         self.thread = QThread()
         self.thread.setObjectName("restore-worker")
         self.worker.moveToThread(self.thread)

@@ -116,3 +116,23 @@ def test_long_clip_restores_chunkwise_and_resumes_identically(
     resumed = _decode(out)
     assert len(resumed) == len(frames)
     assert all(np.array_equal(x, y) for x, y in zip(frames, resumed))
+
+
+def test_memory_settings_from_the_cli_reach_the_plan(tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    model = write_tiny_model(tmp_path / "m")
+    clip = make_video(tmp_path / "in.mp4", frames=9, fps=25).path
+    base = ["restore", str(clip), "-o", str(tmp_path / "out.mp4"), "--engine", "seedvr",
+            "--model-dir", str(model), "--scale", "1", "--device", "cpu", "--plan"]
+    assert cli.main(base) == 0
+    assert "settings:      DiT window whole chunk\n" in capsys.readouterr().out
+    assert cli.main([*base, "--dit-window", "1", "--vae-tile", "96", "--offload", "none"]) == 0
+    assert "settings:      DiT window 1, VAE tiles 96px\n" in capsys.readouterr().out
+    assert cli.main([*base, "--vae-tile", "100"]) == 1
+    err = capsys.readouterr().err
+    assert "--vae-tile must be a multiple of 8" in err and err.count("\n") == 1
+    # A classic job takes the same flags without complaint: they mean nothing to it.
+    assert cli.main(["restore", str(clip), "-o", str(tmp_path / "c.mp4"), "--engine", "classic",
+                     "--offload", "dit", "--compile", "--plan"]) == 0
+    args = cli.build_parser().parse_args([*base, "--compile"])
+    assert cli.engine_options_from_args(args)["compile"] is True

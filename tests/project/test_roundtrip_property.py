@@ -45,7 +45,7 @@ def captions(draw: st.DrawFn) -> Caption:
     return Caption(
         start=start,
         end=start + length,
-        text=draw(text),
+        text=draw(text.filter(str.strip)),  # an empty caption is dropped on load, by design
         position=draw(st.sampled_from(CAPTION_POSITIONS)),
         size=draw(st.floats(0.01, 0.5)),
         color="#" + draw(st.text("0123456789abcdefABCDEF", min_size=6, max_size=6)),

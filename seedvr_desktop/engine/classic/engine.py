@@ -167,6 +167,8 @@ class ClassicEngine(Engine):
         # average, since its coding errors change from frame to frame far more than noise.
         h = max(2.0 * sigma, 0.02 + 0.04 * blocky) * self.denoise
         x = cf.temporal_denoise(x, self.temporal_radius, h, cancel)
+        # Roughly half the time goes to the analysis and denoise above, half to the upscale.
+        context.report(0.5)
 
         out_w, out_h = output_size
         out = np.empty((len(x), out_h, out_w, 3), np.float32)
@@ -175,6 +177,7 @@ class ClassicEngine(Engine):
                 raise Cancelled()
             frame = cf.chroma_from_luma(frame)
             out[i] = cf.upscale(frame, (out_w, out_h), self.detail)
+            context.report(0.5 + 0.5 * (i + 1) / len(x))
         log.debug(
             "chunk %d: %d frames, noise %.1f/255, blockiness %.2f (phase %d), h %.3f, %.2f s",
             context.index,

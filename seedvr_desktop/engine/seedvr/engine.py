@@ -34,7 +34,7 @@ import numpy as np
 from seedvr_desktop.engine.base import ChunkContext, Engine, EngineCaps, SourceInfo
 from seedvr_desktop.engine.seedvr.oom import is_out_of_memory
 from seedvr_desktop.errors import ModelError, UserError
-from seedvr_desktop.vocab import COLOR_FIXES, DEFAULT_COLOR_FIX
+from seedvr_desktop.vocab import COLOR_FIXES, DEFAULT_COLOR_FIX, OFFLOAD_MODES
 
 log = logging.getLogger(__name__)
 
@@ -99,8 +99,8 @@ class SeedVREngine(Engine):
             raise UserError(f"unknown SeedVR engine option(s): {', '.join(unknown)}")
         if color_fix not in COLOR_FIXES:
             raise UserError(f"unknown colour fix {color_fix!r} (choose {', '.join(COLOR_FIXES)})")
-        if offload not in ("auto", "none", "dit", "stream"):
-            raise UserError(f"unknown offload {offload!r} (choose auto, none, dit, stream)")
+        if offload not in OFFLOAD_MODES:
+            raise UserError(f"unknown offload {offload!r} (choose {', '.join(OFFLOAD_MODES)})")
         self.name = name
         desc = OFFICIAL.get(name, ("SeedVR model from a folder", 0))[0]
         self.caps = seedvr_caps(name, desc)
@@ -186,7 +186,7 @@ class SeedVREngine(Engine):
             return load_model(spec, device=device, dtype=self.choice.dtype,
                               dit_device=_cpu() if on_cpu else None)
         except Exception as exc:
-            if not dev.is_out_of_memory(exc) or on_cpu:
+            if not is_out_of_memory(exc) or on_cpu:
                 raise
             log.warning("the DiT does not fit on %s next to the VAE; keeping it in CPU memory",
                         self.choice.label)

@@ -355,7 +355,26 @@ def load_embedding(path: Path, txt_in_dim: int) -> Tensor:
 
 def load_model(spec: ModelSpec, *, device: torch.device, dtype: torch.dtype,
                dit_device: torch.device | None = None) -> LoadedModel:
-    """Read and check all weights; the DiT goes to `dit_device` (the CPU when offloading)."""
+    """Read and check all weights; the DiT goes to `dit_device` (the CPU when offloading).
+
+    Every allocation failure on the device comes out as `torch.OutOfMemoryError`, including
+    the cuBLAS/cuDNN workspace failures that arrive as plain RuntimeErrors (`oom.py`), so the
+    caller's "keep the DiT in CPU memory" fallback treats them alike, as the chunk path does.
+    """
+    from seedvr_desktop.engine import device as dev
+    from seedvr_desktop.engine.seedvr.oom import is_out_of_memory
+
+    try:
+        return _load_model(spec, device=device, dtype=dtype, dit_device=dit_device)
+    except RuntimeError as exc:
+        if dev.is_out_of_memory(exc) or not is_out_of_memory(exc):
+            raise
+        oom = getattr(torch, "OutOfMemoryError", None) or torch.cuda.OutOfMemoryError
+        raise oom(f"{exc} (while loading {spec.name})") from exc
+
+
+def _load_model(spec: ModelSpec, *, device: torch.device, dtype: torch.dtype,
+                dit_device: torch.device | None) -> LoadedModel:
     from seedvr_desktop.models.loading import load_dit
     from seedvr_desktop.models.vae.loading import load_vae
 

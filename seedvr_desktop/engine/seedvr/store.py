@@ -1,10 +1,15 @@
-"""The models folder: which official SeedVR files exist, where they go, and how they get there.
+"""The models folder: where the catalogue's SeedVR files go, and how they get there.
 
 Each engine name (`seedvr2-3b`, ...) owns one folder `<models dir>/<name>/` holding exactly the
 publisher's files for it (DiT checkpoint, `ema_vae.pth`, `pos_emb.pt`, `neg_emb.pt`) and a
 `manifest.json` written after download: the repository, the commit the revision resolved to, and
 each file's size and SHA-256. `verify` re-hashes against that manifest, so a damaged or swapped
 file is found before a long job trips over it.
+
+A community variant of a SeedVR2 DiT (`download(name, variant="Q8_0")`, see catalogue.py) gets a
+folder of its own, `<models dir>/<name>-<variant>/`: its DiT from the community repository, the
+VAE and embeddings from the official one (each file's repository and commit in the manifest), and
+a `seedvr.json` naming the preset, so the folder works as `--model-dir`.
 
 Downloads go through a `Hub` object. `HuggingFaceHub` talks to the Hugging Face Hub with
 huggingface_hub (resumable, progress bars, LFS SHA-256 metadata); `LocalFolderHub` reads the same
@@ -25,6 +30,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from seedvr_desktop.engine.seedvr.catalogue import (
+    CATALOG,
+    OFFICIAL_VARIANT,
+    SHARED_FILES,
+    OfficialModel,
+    Variant,
+    find_variant,
+    variants_of,
+)
 from seedvr_desktop.errors import ModelError, UserError
 from seedvr_desktop.fsutil import atomic_path, atomic_write_text
 from seedvr_desktop.settings import Settings, load_settings
@@ -32,48 +46,13 @@ from seedvr_desktop.settings import Settings, load_settings
 log = logging.getLogger(__name__)
 
 MANIFEST = "manifest.json"
-SHARED_FILES = ("ema_vae.pth", "pos_emb.pt", "neg_emb.pt")
 GITHUB_EMBEDDINGS = "https://github.com/ByteDance-Seed/SeedVR (repository root)"
 # (file name, bytes done, bytes total): hashing and downloading report through this.
 Progress = Callable[[str, int, int], None]
 
 
-@dataclass(frozen=True)
-class OfficialModel:
-    """One downloadable model: an engine name and where the publisher keeps its files."""
-
-    name: str
-    repo_id: str
-    dit_file: str
-    family: str  # "v2" = SeedVR2 (one step), "v1" = SeedVR (multi-step with guidance)
-    size: str  # "3b" or "7b": which DiT architecture the checkpoint needs
-    approx_gb: float  # download size, for the listing only
-    description: str
-
-    @property
-    def files(self) -> tuple[str, ...]:
-        return (self.dit_file, *SHARED_FILES)
-
-    @property
-    def url(self) -> str:
-        return f"https://huggingface.co/{self.repo_id}"
-
-
-CATALOG: dict[str, OfficialModel] = {
-    m.name: m
-    for m in (
-        OfficialModel("seedvr2-3b", "ByteDance-Seed/SeedVR2-3B", "seedvr2_ema_3b.pth", "v2", "3b",
-                      14.2, "SeedVR2 3B, one-step restoration (recommended)"),
-        OfficialModel("seedvr2-7b", "ByteDance-Seed/SeedVR2-7B", "seedvr2_ema_7b.pth", "v2", "7b",
-                      33.5, "SeedVR2 7B, one-step restoration, more detail, needs a large GPU"),
-        OfficialModel("seedvr2-7b-sharp", "ByteDance-Seed/SeedVR2-7B", "seedvr2_ema_7b_sharp.pth",
-                      "v2", "7b", 33.5, "SeedVR2 7B sharp variant (crisper, may over-sharpen)"),
-        OfficialModel("seedvr-3b", "ByteDance-Seed/SeedVR-3B", "seedvr_ema_3b.pth", "v1", "3b",
-                      14.2, "SeedVR 3B, 50-step restoration with guidance (slow)"),
-        OfficialModel("seedvr-7b", "ByteDance-Seed/SeedVR-7B", "seedvr_ema_7b.pth", "v1", "7b",
-                      33.5, "SeedVR 7B, 50-step restoration with guidance (very slow)"),
-    )
-}
+# CATALOG, SHARED_FILES, OfficialModel and Variant are the catalogue's (catalogue.py), used and
+# re-exported here: `store.CATALOG` is what callers have always read.
 
 
 def get_model(name: str) -> OfficialModel:
@@ -83,33 +62,72 @@ def get_model(name: str) -> OfficialModel:
         raise UserError(f"unknown model {name!r} (known: {', '.join(CATALOG)})") from None
 
 
+def get_variant(name: str, variant: str | None) -> Variant | None:
+    """The community variant `variant` of model `name`; None for the official files."""
+    m = get_model(name)
+    if variant is None or variant.lower() == OFFICIAL_VARIANT:
+        return None
+    found = find_variant(m.name, variant)
+    if found is None:
+        known = ", ".join((OFFICIAL_VARIANT, *(v.name for v in variants_of(m.name))))
+        raise UserError(f"{name} has no variant {variant!r} (known: {known})")
+    return found
+
+
+def sources(name: str, variant: str | None = None) -> list[tuple[str, str]]:
+    """(repository, file) of every file the model's folder needs: a variant's DiT comes from its
+    community repository, the VAE and text embeddings from the official one."""
+    m = get_model(name)
+    v = get_variant(name, variant)
+    dit = (v.repo_id, v.dit_file) if v else (m.repo_id, m.dit_file)
+    return [dit, *((m.repo_id, f) for f in SHARED_FILES)]
+
+
+def model_files(name: str, variant: str | None = None) -> tuple[str, ...]:
+    return tuple(f for _, f in sources(name, variant))
+
+
 def models_root(settings: Settings | None = None) -> Path:
     """The models folder: SEEDVR_DESKTOP_MODELS_DIR, else the setting, else the data folder."""
     return (settings or load_settings()).resolved_models_dir()
 
 
-def model_dir(name: str, root: Path | None = None) -> Path:
-    return (root or models_root()) / get_model(name).name
+def model_dir(name: str, root: Path | None = None, variant: str | None = None) -> Path:
+    """`<models>/<name>/` for the official files, `<models>/<name>-<variant>/` for a variant."""
+    v = get_variant(name, variant)
+    return (root or models_root()) / (v.folder_name if v else get_model(name).name)
 
 
-def missing_files(name: str, root: Path | None = None) -> list[str]:
-    folder = model_dir(name, root)
-    return [f for f in get_model(name).files if not (folder / f).is_file()]
+def missing_files(name: str, root: Path | None = None, variant: str | None = None) -> list[str]:
+    folder = model_dir(name, root, variant)
+    return [f for f in model_files(name, variant) if not (folder / f).is_file()]
 
 
-def is_installed(name: str, root: Path | None = None) -> bool:
-    return not missing_files(name, root)
+def is_installed(name: str, root: Path | None = None, variant: str | None = None) -> bool:
+    return not missing_files(name, root, variant)
 
 
-def offline_instructions(name: str, root: Path | None = None) -> str:
+def present(root: Path | None = None) -> list[tuple[str, str | None]]:
+    """(model, variant or None) of every catalogue entry with at least one file in place."""
+    out: list[tuple[str, str | None]] = []
+    for m in CATALOG.values():
+        for var in (None, *(v.name for v in variants_of(m.name))):
+            if len(missing_files(m.name, root, var)) < len(model_files(m.name, var)):
+                out.append((m.name, var))
+    return out
+
+
+def offline_instructions(name: str, root: Path | None = None,
+                         variant: str | None = None) -> str:
     """Exactly which files to put where when the machine cannot download them itself."""
-    m = get_model(name)
-    folder = model_dir(name, root)
+    folder = model_dir(name, root, variant)
     lines = [f"Download these files by hand and place them in {folder}:"]
-    for f in m.files:
-        lines.append(f"  {f:<28} from {m.url}/resolve/main/{f}")
+    for repo_id, f in sources(name, variant):
+        lines.append(f"  {f:<28} from https://huggingface.co/{repo_id}/resolve/main/{f}")
     lines.append(f"  (pos_emb.pt and neg_emb.pt are also in {GITHUB_EMBEDDINGS})")
-    lines.append(f"then run: seedvr-desktop models verify {name}")
+    v = get_variant(name, variant)
+    opt = f" --variant {v.name}" if v else ""
+    lines.append(f"then run: seedvr-desktop models verify {name}{opt}")
     return "\n".join(lines)
 
 
@@ -267,18 +285,24 @@ def _atomic_copy(src: Path, dest: Path) -> Path:
 # ------------------------------------------------------------------------------- manifest
 @dataclass
 class Manifest:
+    """What a download installed. `repo_id`/`revision`: where the DiT came from; each file entry
+    holds its size and SHA-256 and, when it came from another repository (a variant's official
+    VAE and embeddings), that `repo_id` and `revision` too."""
+
     model: str
     repo_id: str
     revision: str  # the commit the requested revision resolved to at download time
     files: dict[str, dict[str, object]] = field(default_factory=dict)  # name -> size, sha256
     downloaded_at: int = 0  # unix time
+    variant: str = OFFICIAL_VARIANT
 
     @classmethod
     def read(cls, folder: Path) -> Manifest | None:
         try:
             raw = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
             return cls(raw["model"], raw["repo_id"], raw["revision"], dict(raw["files"]),
-                       int(raw.get("downloaded_at", 0)))
+                       int(raw.get("downloaded_at", 0)),
+                       str(raw.get("variant", OFFICIAL_VARIANT)))
         except FileNotFoundError:
             return None
         except (OSError, ValueError, KeyError, TypeError) as exc:
@@ -293,37 +317,48 @@ class Manifest:
 def download(
     name: str,
     *,
+    variant: str | None = None,
     root: Path | None = None,
     hub: Hub | None = None,
     revision: str = "main",
     progress: Progress | None = None,
 ) -> Path:
-    """Fetch every file of `name` at one commit, verify SHA-256, record the manifest.
+    """Fetch every file of `name` (or of its community `variant`) at one commit per repository,
+    verify SHA-256 against the hub's LFS metadata, record the manifest.
 
     Files already present with the expected hash are kept (a re-run after an interruption only
     fetches what is missing); shared files (the VAE, the embeddings) are hard-linked from another
-    installed model with the same hash instead of downloaded twice.
+    installed model with the same hash instead of downloaded twice. `revision` applies to the
+    DiT's repository; a variant's official files come from the official repository's main.
     """
     m = get_model(name)
+    var = get_variant(name, variant)
     hub = hub or HuggingFaceHub()
-    folder = model_dir(name, root)
-    try:
-        snap = hub.resolve(m.repo_id, revision)
-    except HubUnreachable as exc:
-        if exc.timed_out:
-            raise UserError(_timeout_message(hub)) from exc
-        raise UserError(
-            f"cannot reach the model hub ({exc}).\n{offline_instructions(name, root)}"
-        ) from exc
-    manifest = Manifest(m.name, m.repo_id, snap.commit)
-    for filename in m.files:
+    folder = model_dir(name, root, variant)
+    wanted = sources(name, variant)
+    dit_repo = wanted[0][0]
+    snaps: dict[str, Snapshot] = {}
+    for repo_id in dict.fromkeys(r for r, _ in wanted):
+        try:
+            snaps[repo_id] = hub.resolve(repo_id, revision if repo_id == dit_repo else "main")
+        except HubUnreachable as exc:
+            if exc.timed_out:
+                raise UserError(_timeout_message(hub)) from exc
+            raise UserError(
+                f"cannot reach the model hub ({exc}).\n"
+                f"{offline_instructions(name, root, variant)}"
+            ) from exc
+    manifest = Manifest(m.name, dit_repo, snaps[dit_repo].commit,
+                        variant=var.name if var else OFFICIAL_VARIANT)
+    for repo_id, filename in wanted:
+        snap = snaps[repo_id]
         remote = snap.files.get(filename)
         if remote is None:
-            raise ModelError(f"{m.repo_id}@{snap.commit[:12]} has no file {filename}")
+            raise ModelError(f"{repo_id}@{snap.commit[:12]} has no file {filename}")
         target = folder / filename
         digest = _reuse_existing(target, remote, folder.parent, progress)
         if digest is None:
-            log.info("downloading %s/%s -> %s", m.repo_id, filename, folder)
+            log.info("downloading %s/%s -> %s", repo_id, filename, folder)
             try:
                 got = hub.fetch(snap, filename, folder)
             except HubUnreachable as exc:
@@ -331,7 +366,7 @@ def download(
                     raise UserError(_timeout_message(hub)) from exc
                 raise UserError(
                     f"download of {filename} failed ({exc}); run the command again to resume.\n"
-                    f"{offline_instructions(name, root)}"
+                    f"{offline_instructions(name, root, variant)}"
                 ) from exc
             if got.resolve() != target.resolve():
                 os.replace(got, target)
@@ -342,11 +377,25 @@ def download(
                     f"{filename}: SHA-256 {digest[:16]}... does not match the hub's "
                     f"{remote.sha256[:16]}...; the damaged copy was set aside, download again"
                 )
-        manifest.files[filename] = {"size": target.stat().st_size, "sha256": digest,
+        entry: dict[str, object] = {"size": target.stat().st_size, "sha256": digest,
                                     "verified_against_hub": bool(remote.sha256)}
+        if repo_id != dit_repo:
+            entry.update(repo_id=repo_id, revision=snap.commit)
+        manifest.files[filename] = entry
+    if var is not None:
+        _write_model_json(folder, m, var)
     manifest.downloaded_at = int(time.time())
     manifest.write(folder)
     return folder
+
+
+def _write_model_json(folder: Path, m: OfficialModel, var: Variant) -> None:
+    """A variant folder names its preset, so `--model-dir` with any SeedVR engine loads it as
+    the right architecture and recipe (see folder.py)."""
+    from seedvr_desktop.engine.seedvr.folder import MODEL_JSON
+
+    meta = {"preset": m.name, "name": var.label, "dit_file": var.dit_file}
+    atomic_write_text(folder / MODEL_JSON, json.dumps(meta, indent=2) + "\n")
 
 
 def _timeout_message(hub: Hub) -> str:
@@ -409,13 +458,14 @@ class VerifyReport:
         return not (self.missing or self.mismatched)
 
 
-def verify(name: str, *, root: Path | None = None,
+def verify(name: str, *, variant: str | None = None, root: Path | None = None,
            progress: Progress | None = None) -> VerifyReport:
     """Re-hash every file against the manifest written at download time."""
-    folder = model_dir(name, root)
-    report = VerifyReport(name, folder)
+    folder = model_dir(name, root, variant)
+    v = get_variant(name, variant)
+    report = VerifyReport(v.label if v else name, folder)
     manifest = Manifest.read(folder)
-    for filename in get_model(name).files:
+    for filename in model_files(name, variant):
         path = folder / filename
         if not path.is_file():
             report.missing.append(filename)

@@ -7,6 +7,10 @@ Call it like the official model on a packed batch:
     txt (Lt, txt_in_dim), vid_shape (B, 3) long latent T,H,W, txt_shape (B, 1) long,
     timestep (B,) on the 0..1000 scale  ->  vid_sample (L, 16) in the same packed order.
 
+The shapes may also be given as Python ints, [(T, H, W), ...] and [Lt, ...]; as CPU tensors or
+ints they are read without a device round trip. A `vid_shape` on the GPU costs one device->host
+synchronisation per call to read (nothing else in the forward reads device values back).
+
 Module names reproduce the official state-dict keys exactly (see seedvr-layout/*.tsv).
 """
 
@@ -15,7 +19,7 @@ from __future__ import annotations
 import logging
 import math
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -40,10 +44,9 @@ class PatchIn(nn.Module):
         self.patch = patch
         self.proj = nn.Linear(in_channels * patch[0] * patch[1] * patch[2], dim)
 
-    def forward(
-        self, vid: Tensor, vid_shape: Tensor, grids: list[tuple[int, int, int]]
-    ) -> tuple[Tensor, Tensor]:
-        """vid (L, C) packed latents -> (tokens (L/4, dim), token grid shape (B, 3))."""
+    def forward(self, vid: Tensor, grids: list[tuple[int, int, int]]) -> tuple[Tensor, Tensor]:
+        """vid (L, C) packed latents -> (tokens (L/4, dim), token grid shape (B, 3), on the CPU:
+        made from the host-side grids, so no block needs to read a shape from the device)."""
         _, ph, pw = self.patch
         pieces = vid.split([t * h * w for t, h, w in grids])
         tokens = []
@@ -51,9 +54,7 @@ class PatchIn(nn.Module):
             x = x.view(t, h // ph, ph, w // pw, pw, -1).permute(0, 1, 3, 2, 4, 5)
             tokens.append(x.reshape(t * (h // ph) * (w // pw), -1))  # (tokens, ph·pw·C)
         flat = tokens[0] if len(tokens) == 1 else torch.cat(tokens)
-        token_shape = vid_shape.clone()
-        token_shape[:, 1] //= ph
-        token_shape[:, 2] //= pw
+        token_shape = torch.tensor([(t, h // ph, w // pw) for t, h, w in grids], dtype=torch.long)
         return self.proj(flat), token_shape
 
 
@@ -152,21 +153,22 @@ class NaDiT(nn.Module):
         self,
         vid: Tensor,  # (L, vid_in_channels) packed latent pixels
         txt: Tensor,  # (Lt, txt_in_dim) packed text embeddings
-        vid_shape: Tensor,  # (B, 3) long: latent T, H, W per sample
-        txt_shape: Tensor,  # (B, 1) long: text length per sample
+        vid_shape: Tensor | Sequence[Sequence[int]],  # (B, 3) latent T, H, W per sample
+        txt_shape: Tensor | Sequence[int],  # (B, 1) text length per sample
         timestep: Tensor | float,  # (B,) on the 0..1000 scale
     ) -> Tensor:  # (L, vid_out_channels)
         dtype = self.dtype
         grids = _latent_grids(vid_shape, vid.shape[0])
         token_grids = [(t, h // 2, w // 2) for t, h, w in grids]
-        txt_lens = [int(n) for n in txt_shape.reshape(len(grids), -1).prod(-1).tolist()]
+        txt_lens = _text_lengths(txt_shape, len(grids))
         if sum(txt_lens) != txt.shape[0]:
             raise ValueError(f"txt has {txt.shape[0]} rows but txt_shape sums to {sum(txt_lens)}")
         packing = self._packing(token_grids, txt_lens, vid.device)
         timestep = _timesteps(timestep, len(grids), vid.device)
 
         txt = self.txt_in(txt.to(dtype))
-        vid, tok_shape = self.vid_in(vid.to(dtype), vid_shape, grids)
+        vid, tok_shape = self.vid_in(vid.to(dtype), grids)
+        txt_shape = torch.tensor(txt_lens, dtype=torch.long)[:, None]  # host side, as tok_shape
         emb = self.emb_in(timestep, vid.dtype)  # (B, 6·dim)
         for block in self.blocks:
             vid, txt, tok_shape, txt_shape = block(
@@ -217,10 +219,17 @@ class NaDiT(nn.Module):
         return super()._apply(fn, recurse)
 
 
-def _latent_grids(vid_shape: Tensor, rows: int) -> list[tuple[int, int, int]]:
-    if vid_shape.dim() != 2 or vid_shape.shape[1] != 3:
-        raise ValueError(f"vid_shape must be (B, 3), got {tuple(vid_shape.shape)}")
-    grids = [tuple(int(v) for v in row) for row in vid_shape.tolist()]
+def _latent_grids(vid_shape: Tensor | Sequence[Sequence[int]],
+                  rows: int) -> list[tuple[int, int, int]]:
+    if isinstance(vid_shape, Tensor):
+        if vid_shape.dim() != 2 or vid_shape.shape[1] != 3:
+            raise ValueError(f"vid_shape must be (B, 3), got {tuple(vid_shape.shape)}")
+        given: Sequence[Sequence[int]] = vid_shape.tolist()  # host read (a sync if on a GPU)
+    else:
+        given = vid_shape
+    if any(len(row) != 3 for row in given):
+        raise ValueError(f"vid_shape must be (B, 3), got {given!r}")
+    grids = [tuple(int(v) for v in row) for row in given]
     for t, h, w in grids:
         if t < 1 or h < 2 or w < 2 or h % 2 or w % 2:
             raise ValueError(f"latent size (T={t}, H={h}, W={w}) must have even H and W >= 2")
@@ -228,6 +237,16 @@ def _latent_grids(vid_shape: Tensor, rows: int) -> list[tuple[int, int, int]]:
     if total != rows:
         raise ValueError(f"vid has {rows} rows but vid_shape describes {total} latent pixels")
     return grids  # type: ignore[return-value]
+
+
+def _text_lengths(txt_shape: Tensor | Sequence[int], batch: int) -> list[int]:
+    """Text rows per sample from a (B, 1) tensor or a list of ints (read on the host)."""
+    if isinstance(txt_shape, Tensor):
+        return [int(n) for n in txt_shape.reshape(batch, -1).prod(-1).tolist()]
+    lens = [int(n) for n in txt_shape]
+    if len(lens) != batch:
+        raise ValueError(f"txt_shape has {len(lens)} lengths for a batch of {batch}")
+    return lens
 
 
 def _timesteps(timestep: Tensor | float, batch: int, device: torch.device) -> Tensor:

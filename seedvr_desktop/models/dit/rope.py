@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -36,19 +37,63 @@ def default_freqs(kind: str, head_dim: int, rope_dim: int) -> Tensor:
     raise ValueError(f"unknown rope kind {kind!r}")
 
 
+def _stamp(t: Tensor) -> tuple[int, int, str, torch.dtype]:
+    """Identity of a tensor's current contents, read without touching the device."""
+    return t.data_ptr(), t._version, str(t.device), t.dtype
+
+
 class RopeFreqs(nn.Module):
-    """Holder of the persistent `freqs` buffer (state-dict key `...attn.rope.rope.freqs`)."""
+    """Holder of the persistent `freqs` buffer (state-dict key `...attn.rope.rope.freqs`).
+
+    It also keeps the frequency values on the host (`values_key`): the RoPE tables are cached
+    by value, and reading a GPU buffer back for the key would stall the GPU in every block of
+    every DiT call. The host copy is taken where the values are on the host anyway (built,
+    assigned or loaded on the CPU) and carried across device moves, which keep the values.
+    """
 
     freqs: Tensor
 
     def __init__(self, freqs: Tensor) -> None:
         super().__init__()
+        self._host: tuple[tuple[int, int, str, torch.dtype], tuple[float, ...]] | None = None
         self.register_buffer("freqs", freqs, persistent=True)
+        self._note_host(freqs)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        super().__setattr__(name, value)
+        if name == "freqs" and isinstance(value, Tensor):
+            self._note_host(value)
+
+    def _note_host(self, t: Tensor) -> None:
+        if t.device.type == "cpu":
+            self._host = (_stamp(t), tuple(t.detach().float().tolist()))
+
+    def values_key(self) -> tuple[float, ...]:
+        """The frequency values as a hashable tuple, read from the device only when they were
+        put there without passing the host (e.g. loaded straight onto the GPU, or changed in
+        place there): then once, not per call."""
+        f = self.freqs
+        if self._host is not None and self._host[0] == _stamp(f):
+            return self._host[1]
+        if f.is_meta:
+            raise RuntimeError("the RoPE frequencies have no values (meta tensor)")
+        values = tuple(f.detach().float().cpu().tolist())
+        self._host = (_stamp(f), values)
+        return values
+
+    def _load_from_state_dict(self, state_dict: Any, prefix: str, *args: Any,
+                              **kwargs: Any) -> None:
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+        given = state_dict.get(prefix + "freqs")
+        if isinstance(given, Tensor) and given.device.type == "cpu" and not given.is_meta:
+            self._host = (_stamp(self.freqs), tuple(given.detach().float().tolist()))
 
     def _apply(self, fn: Callable[[Tensor], Tensor], recurse: bool = True) -> RopeFreqs:
         # Module.to(dtype) would round the frequencies to bf16 and move every angle; keep the
         # checkpoint's float32 values and follow only device moves.
         before = self.freqs
+        known = self._host[1] if self._host is not None and self._host[0] == _stamp(before) \
+            else None
         super()._apply(fn, recurse)
         after = self.freqs
         if (
@@ -58,6 +103,9 @@ class RopeFreqs(nn.Module):
             and after.is_floating_point()
         ):
             self.freqs = before.to(after.device)
+        if known is not None and self.freqs.dtype == torch.float32 and self._host is not None \
+                and self._host[0] != _stamp(self.freqs):
+            self._host = (_stamp(self.freqs), known)  # a move keeps the values
         return self
 
 
@@ -73,13 +121,8 @@ class Rope3d(nn.Module):
         self.rope = RopeFreqs(default_freqs(kind, head_dim, rope_dim))
 
     def freq_key(self) -> tuple[float, ...]:
-        """The frequency values as a hashable key (re-read only when the buffer changes)."""
-        f = self.rope.freqs
-        stamp = (f.data_ptr(), f._version, f.device, f.dtype)
-        if getattr(self, "_key_stamp", None) != stamp:
-            self._key_stamp = stamp
-            self._key = tuple(f.detach().float().cpu().tolist())
-        return self._key
+        """The frequency values as a hashable key, kept on the host (no device read per call)."""
+        return self.rope.values_key()
 
     @property
     def rotated_channels(self) -> int:

@@ -1,7 +1,9 @@
 """Export queue: one row per job with progress, speed and ETA, and the controls for it.
 
 Rows are keyed by the worker's job id; the panel learns about progress through plain calls from
-the main window (which listens to the worker), and asks for actions through signals.
+the main window (which listens to the worker), and asks for actions through signals. A job
+rendered on a cluster gets a row per cluster worker under its own: the segment it restores now
+and its speed (from the job's ClusterProgressEvents).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from seedvr_desktop.cluster.progress import WorkerProgress, worker_rows
 from seedvr_desktop.engine.base import ProgressEvent
 from seedvr_desktop.ui.timecode import clock
 
@@ -54,6 +57,7 @@ class QueuePanel(QWidget):
         self.entries: dict[str, QueueEntry] = {}
         self._items: dict[str, QTreeWidgetItem] = {}
         self._bars: dict[str, QProgressBar] = {}
+        self._worker_items: dict[str, dict[str, QTreeWidgetItem]] = {}  # job -> label -> row
 
         self.tree = QTreeWidget()
         self.tree.setHeaderLabels(list(COLUMNS))
@@ -114,8 +118,38 @@ class QueuePanel(QWidget):
         self._bars[job_id].setFormat(f"{event.frames_done}/{event.frames_total}  (%p%)")
         item.setText(3, f"{event.fps:.1f} fps" if event.fps else "")
         item.setText(4, clock(event.eta_seconds) if event.eta_seconds is not None else "")
+        workers = worker_rows(event)
+        if workers:
+            self._show_workers(job_id, workers)
         if event.stage not in ("done", "cancelled") and entry.status == "queued":
             self.set_status(job_id, "running")
+
+    def _show_workers(self, job_id: str, workers: tuple[WorkerProgress, ...]) -> None:
+        """A child row per cluster worker: label, what it does, its speed."""
+        item = self._items[job_id]
+        rows = self._worker_items.setdefault(job_id, {})
+        for gone in set(rows) - {w.label for w in workers}:  # a dead worker, replaced
+            item.removeChild(rows.pop(gone))
+        for worker in workers:
+            row = rows.get(worker.label)
+            if row is None:
+                row = QTreeWidgetItem([worker.label, "", "", "", ""])
+                row.setData(0, Qt.ItemDataRole.UserRole, job_id)  # selects its job
+                item.addChild(row)
+                rows[worker.label] = row
+            row.setText(1, worker.text)
+            row.setText(2, f"{worker.segments_done} segment(s) done")
+            row.setText(3, f"{worker.fps:.1f} fps" if worker.fps else "")
+        self.tree.setRootIsDecorated(True)
+        item.setExpanded(True)
+
+    def worker_rows(self, job_id: str) -> list[tuple[str, str, str]]:
+        """(worker, what it does, speed) of a cluster job's worker rows, in order."""
+        item = self._items.get(job_id)
+        if item is None:
+            return []
+        return [(item.child(i).text(0), item.child(i).text(1), item.child(i).text(3))
+                for i in range(item.childCount())]
 
     def set_status(self, job_id: str, status: str, message: str = "") -> None:
         entry, item = self.entries.get(job_id), self._items.get(job_id)
@@ -127,6 +161,9 @@ class QueuePanel(QWidget):
         if status == "done":
             self._bars[job_id].setValue(1000)
             item.setText(4, "")
+        if status not in ACTIVE:  # the workers are no longer this job's
+            for row in self._worker_items.pop(job_id, {}).values():
+                item.removeChild(row)
         self._update_buttons()
 
     def active_jobs(self) -> list[str]:
@@ -146,6 +183,7 @@ class QueuePanel(QWidget):
             item = self._items.pop(job_id)
             self.tree.takeTopLevelItem(self.tree.indexOfTopLevelItem(item))
             del self.entries[job_id], self._bars[job_id]
+            self._worker_items.pop(job_id, None)
         self._update_buttons()
 
     # ---------------------------------------------------------------- buttons

@@ -1,4 +1,5 @@
-"""Preferences: models folder and model manager, device, precision, memory budget, defaults."""
+"""Preferences: models folder and model manager, device, precision, memory budget, defaults,
+and where exports render ("Render on": this computer, its GPUs, or a Ray cluster)."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from seedvr_desktop.settings import Settings
+from seedvr_desktop.settings import RENDER_ON, Settings
 from seedvr_desktop.ui.widgets.model_manager import ModelManager
 from seedvr_desktop.vocab import PRECISIONS
 
@@ -30,6 +31,13 @@ log = logging.getLogger(__name__)
 # Kept here rather than imported from engine.device, which imports torch at module level.
 DEVICE_CHOICES = ("auto", "cuda", "cpu", "mps")
 PRECISION_CHOICES = PRECISIONS
+# What the "Render on" combo shows for each value of Settings.render_on (settings.RENDER_ON).
+RENDER_ON_LABELS = {
+    "local": "This computer",
+    "gpus": "All GPUs here",
+    "cluster": "Ray cluster at …",
+}
+assert set(RENDER_ON_LABELS) == set(RENDER_ON)
 
 
 class SettingsDialog(QDialog):
@@ -61,6 +69,22 @@ class SettingsDialog(QDialog):
         self.engine_combo = QComboBox()
         self.engine_combo.addItems(engines or ["auto"])
         self.engine_combo.setCurrentText(settings.default_engine)
+        self.render_combo = QComboBox()
+        self.render_combo.setObjectName("renderOnCombo")
+        for value in RENDER_ON:
+            self.render_combo.addItem(RENDER_ON_LABELS[value], value)
+        self.render_combo.setToolTip(
+            "Where exports are restored: here, on every GPU of this computer (each GPU a "
+            "worker), or on a Ray cluster; the file written is the same")
+        self.address_edit = QLineEdit(settings.cluster_address)
+        self.address_edit.setObjectName("clusterAddressEdit")
+        self.address_edit.setPlaceholderText("ray://HOST:10001, HOST:6379 or auto")
+        self.render_combo.currentIndexChanged.connect(self._on_render_changed)
+        self.render_combo.setCurrentIndex(max(0, self.render_combo.findData(settings.render_on)))
+        self._on_render_changed()
+        render_row = QHBoxLayout()
+        render_row.addWidget(self.render_combo)
+        render_row.addWidget(self.address_edit, 1)
 
         form = QFormLayout()
         form.addRow("Models folder", models_row)
@@ -68,6 +92,7 @@ class SettingsDialog(QDialog):
         form.addRow("Precision", self.precision_combo)
         form.addRow("Memory budget", self.memory_spin)
         form.addRow("Default engine", self.engine_combo)
+        form.addRow("Render on", render_row)
         models_box = QGroupBox("Models")
         box_layout = QVBoxLayout(models_box)
         self.manager = ModelManager(settings.resolved_models_dir())
@@ -82,6 +107,12 @@ class SettingsDialog(QDialog):
         layout.addWidget(models_box)
         layout.addWidget(buttons)
         self.resize(620, 520)
+
+    def render_on(self) -> str:
+        return str(self.render_combo.currentData())
+
+    def _on_render_changed(self) -> None:
+        self.address_edit.setEnabled(self.render_on() == "cluster")
 
     def _on_browse_clicked(self) -> None:
         start = self.models_edit.text() or str(self._settings.resolved_models_dir())
@@ -99,4 +130,6 @@ class SettingsDialog(QDialog):
             precision=self.precision_combo.currentText(),
             memory_budget_gb=self.memory_spin.value(),
             default_engine=self.engine_combo.currentText(),
+            render_on=self.render_on(),
+            cluster_address=self.address_edit.text().strip(),
         )
