@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from seedvr_desktop.fsutil import atomic_write_text
+from seedvr_desktop.vocab import OFFLOAD_MODES
 
 APP_NAME = "seedvr-desktop"
 SETTINGS_FILE = "settings.json"
@@ -55,6 +56,8 @@ class Settings:
     device: str = "auto"  # auto | cuda | cpu | mps
     precision: str = "auto"  # auto | fp32 | bf16 | fp16
     memory_budget_gb: float = 0.0  # 0: use what the device reports as free
+    offload: str = "auto"  # one of vocab.OFFLOAD_MODES: where SeedVR's DiT waits during the VAE
+    compile_dit: bool = False  # torch.compile SeedVR's DiT blocks (slow first chunk)
     default_engine: str = "auto"
     recent_projects: list[str] = field(default_factory=list)
     window_state: str = ""  # base64 of QMainWindow.saveState(), owned by the GUI
@@ -67,6 +70,10 @@ class Settings:
             log.warning("unknown render_on %r in the settings: rendering on this computer",
                         self.render_on)
             self.render_on = "local"
+        if self.offload not in OFFLOAD_MODES:
+            log.warning("unknown offload %r in the settings: letting the memory plan decide",
+                        self.offload)
+            self.offload = "auto"
 
     def resolved_models_dir(self) -> Path:
         """The models folder after applying the environment override and the default."""

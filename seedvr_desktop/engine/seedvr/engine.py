@@ -90,8 +90,8 @@ class SeedVREngine(Engine):
                  device: str = "auto", precision: str | None = "auto",
                  color_fix: str = DEFAULT_COLOR_FIX,
                  steps: int | None = None, cfg_scale: float | None = None,
-                 memory_budget_gb: float | None = None, offload: str = "auto",
-                 compile: bool = False, dit_window: int | None = None,
+                 memory_budget_gb: float | None = None, offload: str | None = None,
+                 compile: bool | None = None, dit_window: int | None = None,
                  vae_tile: int | None = None,
                  stage_hook: StageHook | None = None, **ignored: Any) -> None:
         unknown = sorted(set(ignored) - ACCEPTED_UNUSED_OPTIONS)
@@ -99,6 +99,12 @@ class SeedVREngine(Engine):
             raise UserError(f"unknown SeedVR engine option(s): {', '.join(unknown)}")
         if color_fix not in COLOR_FIXES:
             raise UserError(f"unknown colour fix {color_fix!r} (choose {', '.join(COLOR_FIXES)})")
+        if offload is None or compile is None:  # not given: what the settings dialog says
+            from seedvr_desktop.settings import load_settings
+
+            saved = load_settings()
+            offload = saved.offload if offload is None else offload
+            compile = saved.compile_dit if compile is None else compile
         if offload not in OFFLOAD_MODES:
             raise UserError(f"unknown offload {offload!r} (choose {', '.join(OFFLOAD_MODES)})")
         self.name = name

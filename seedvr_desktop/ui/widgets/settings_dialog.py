@@ -8,6 +8,7 @@ import logging
 from pathlib import Path
 
 from PySide6.QtWidgets import (
+    QCheckBox,
     QComboBox,
     QDialog,
     QDialogButtonBox,
@@ -24,7 +25,7 @@ from PySide6.QtWidgets import (
 
 from seedvr_desktop.settings import RENDER_ON, Settings
 from seedvr_desktop.ui.widgets.model_manager import ModelManager
-from seedvr_desktop.vocab import PRECISIONS
+from seedvr_desktop.vocab import OFFLOAD_MODES, PRECISIONS
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +39,9 @@ RENDER_ON_LABELS = {
     "cluster": "Ray cluster at …",
 }
 assert set(RENDER_ON_LABELS) == set(RENDER_ON)
+OFFLOAD_LABELS = {"auto": "Automatic (memory plan)", "none": "Keep on the GPU",
+                  "dit": "To RAM during the VAE", "stream": "Stream blocks from RAM"}
+assert set(OFFLOAD_LABELS) == set(OFFLOAD_MODES)
 
 
 class SettingsDialog(QDialog):
@@ -66,6 +70,17 @@ class SettingsDialog(QDialog):
         self.memory_spin.setSuffix(" GB")
         self.memory_spin.setSpecialValueText("use what the device reports as free")
         self.memory_spin.setValue(settings.memory_budget_gb)
+        self.offload_combo = QComboBox()
+        self.offload_combo.setObjectName("offloadCombo")
+        for value in OFFLOAD_MODES:
+            self.offload_combo.addItem(OFFLOAD_LABELS[value], value)
+        self.offload_combo.setCurrentIndex(max(0, self.offload_combo.findData(settings.offload)))
+        self.offload_combo.setToolTip("Where SeedVR's transformer waits while the VAE runs; "
+                                      "Automatic follows the memory plan for your card")
+        self.compile_check = QCheckBox("Compile the transformer (torch.compile: the first "
+                                       "chunk takes minutes, later ones run faster)")
+        self.compile_check.setObjectName("compileCheck")
+        self.compile_check.setChecked(settings.compile_dit)
         self.engine_combo = QComboBox()
         self.engine_combo.addItems(engines or ["auto"])
         self.engine_combo.setCurrentText(settings.default_engine)
@@ -91,6 +106,8 @@ class SettingsDialog(QDialog):
         form.addRow("Device", self.device_combo)
         form.addRow("Precision", self.precision_combo)
         form.addRow("Memory budget", self.memory_spin)
+        form.addRow("DiT offload", self.offload_combo)
+        form.addRow("", self.compile_check)
         form.addRow("Default engine", self.engine_combo)
         form.addRow("Render on", render_row)
         models_box = QGroupBox("Models")
@@ -129,6 +146,8 @@ class SettingsDialog(QDialog):
             device=self.device_combo.currentText(),
             precision=self.precision_combo.currentText(),
             memory_budget_gb=self.memory_spin.value(),
+            offload=str(self.offload_combo.currentData()),
+            compile_dit=self.compile_check.isChecked(),
             default_engine=self.engine_combo.currentText(),
             render_on=self.render_on(),
             cluster_address=self.address_edit.text().strip(),
