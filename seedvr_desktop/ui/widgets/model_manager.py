@@ -152,7 +152,9 @@ class ModelManager(QWidget):
             return
         self._recommending = True
         self.advice.setText("Checking which model fits this machine's memory...")
-        threading.Thread(target=self._recommend, daemon=True).start()
+        # Not a daemon: quitting while it runs waits for it (seconds) instead of tearing the
+        # interpreter down under torch, which aborts the process on the way out.
+        threading.Thread(target=self._recommend, name="model-recommendation").start()
 
     def _recommend(self) -> None:
         from seedvr_desktop.engine.seedvr import recommend
@@ -160,6 +162,9 @@ class ModelManager(QWidget):
         try:
             rec: object = recommend.recommend(recommend.detect())
         except Exception as exc:
+            if not threading.main_thread().is_alive():  # the app quit meanwhile: nobody to tell
+                log.debug("model recommendation stopped by the app quitting: %s", exc)
+                return
             log.exception("model recommendation failed")
             rec = exc
         self._mailbox.post(self._on_recommended, rec)
