@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from seedvr_desktop.engine import chunk_wait
 from seedvr_desktop.engine import plan as job_planning
 from seedvr_desktop.engine.job import RestoreJob
 from seedvr_desktop.engine.journal import LOCK_FILE, work_dir_for
@@ -127,9 +128,8 @@ def _timed(events) -> list[tuple[float, object]]:  # type: ignore[no-untyped-def
 
 def test_heartbeats_keep_coming_while_a_single_chunk_is_restored(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from seedvr_desktop.engine import video_run
 
-    monkeypatch.setattr(video_run, "HEARTBEAT_SECONDS", 0.1)
+    monkeypatch.setattr(chunk_wait, "HEARTBEAT_SECONDS", 0.1)
     clip = make_video(tmp_path / "c.mp4", frames=9)  # one chunk of the chunky engine
     engine = _SlowEngine({0: 1.0})
     timed = _timed(run_restore(RestoreJob(clip.path, tmp_path / "o.mp4", engine="test-chunky"),
@@ -148,7 +148,7 @@ def test_heartbeats_move_the_bar_and_count_the_eta_down(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from seedvr_desktop.engine import video_run
 
-    monkeypatch.setattr(video_run, "HEARTBEAT_SECONDS", 0.1)
+    monkeypatch.setattr(chunk_wait, "HEARTBEAT_SECONDS", 0.1)
     monkeypatch.setattr(video_run, "_EVENT_INTERVAL", 0.0)
     clip = make_video(tmp_path / "c.mp4", frames=30)  # chunks of the chunky engine: 4
     # Paced chunks, then a slow one: during it the estimate goes on from the pace so far.
@@ -169,9 +169,8 @@ def test_heartbeats_move_the_bar_and_count_the_eta_down(
 
 def test_an_engine_that_reports_its_progress_drives_the_first_chunk(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from seedvr_desktop.engine import video_run
 
-    monkeypatch.setattr(video_run, "HEARTBEAT_SECONDS", 0.1)
+    monkeypatch.setattr(chunk_wait, "HEARTBEAT_SECONDS", 0.1)
     clip = make_video(tmp_path / "c.mp4", frames=9)
     engine = _SlowEngine({0: 1.0}, reports=True)
     events = list(run_restore(RestoreJob(clip.path, tmp_path / "o.mp4", engine="test-chunky"),
@@ -186,9 +185,8 @@ def test_an_engine_that_reports_its_progress_drives_the_first_chunk(
 @pytest.mark.parametrize("how", ["cancel", "close"])
 def test_stopping_during_a_long_chunk_is_prompt_and_clean(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, how: str) -> None:
-    from seedvr_desktop.engine import video_run
 
-    monkeypatch.setattr(video_run, "HEARTBEAT_SECONDS", 0.05)
+    monkeypatch.setattr(chunk_wait, "HEARTBEAT_SECONDS", 0.05)
     clip = make_video(tmp_path / "c.mp4", frames=9)
     out = tmp_path / "o.mp4"
     engine = _SlowEngine({0: 30.0})

@@ -13,8 +13,7 @@ import logging
 import threading
 import time as _time
 from collections.abc import Generator, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
-from concurrent.futures import wait as wait_for
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from fractions import Fraction
 from typing import Any
@@ -30,6 +29,7 @@ from seedvr_desktop.engine.base import (
     resume_run_state,
 )
 from seedvr_desktop.engine.chunk_stream import cuts_apply, restore_chunks, to_uint8
+from seedvr_desktop.engine.chunk_wait import END, RunningChunk, await_chunk, next_or_end
 from seedvr_desktop.engine.chunking import OverlapBlender, plan_chunks
 from seedvr_desktop.engine.job import RestoreJob
 from seedvr_desktop.engine.journal import Journal, SegmentRecord
@@ -44,44 +44,8 @@ log = logging.getLogger(__name__)
 
 _EVENT_INTERVAL = 0.25  # seconds between progress events when chunks are tiny
 _PREVIEW_INTERVAL = 1.0  # seconds between preview pictures
-HEARTBEAT_SECONDS = 1.0  # seconds between progress events while one chunk is restored
-_WAIT_STEP = 0.05  # how often the wait for a chunk looks at the cancel button (seconds)
 # Sound a file may keep past its last picture (seconds) when the job runs to the end of it.
 SOUND_TAIL_KEPT = Fraction(1, 2)
-_END = object()  # what the helper thread returns when no chunk is left
-
-
-def _next_or_end(stream: Iterator[Any]) -> Any:
-    """The next item of `stream`, or _END (StopIteration cannot cross a Future into a
-    generator: it would turn into a RuntimeError there)."""
-    return next(stream, _END)
-
-
-class _RunningChunk:
-    """Which chunk the helper thread is restoring, since when, and how far the engine says it
-    is (`ChunkContext.report`, called from that thread)."""
-
-    def __init__(self, chunks: list[Any], index: int) -> None:
-        self.chunks = chunks
-        self.index = index  # position in `chunks` of the chunk being restored
-        self.began = _time.monotonic()
-        self.reported: float | None = None
-
-    def start(self) -> None:
-        self.began = _time.monotonic()
-        self.reported = None
-
-    def report(self, fraction: float) -> None:
-        self.reported = fraction
-
-    def frames(self) -> int:
-        """Frames this chunk adds to the output (its overlap with the one before was counted
-        there), at least 1."""
-        cp = self.chunks[self.index]
-        before = self.chunks[self.index - 1].stop if self.index > 0 else cp.start
-        return max(cp.stop - max(before, cp.start), 1)
-
-
 class VideoRun:
     """State of one running video job; `events()` is the generator `run_restore` yields."""
 
@@ -449,7 +413,7 @@ class VideoRun:
         # The engine sees `halt`, not the caller's event: set on cancel, and also when this
         # generator is closed or fails while a chunk runs, so the helper thread stops soon.
         halt = threading.Event()
-        running = _RunningChunk(chunks, next_chunk)
+        running = RunningChunk(chunks, next_chunk)
         stream = restore_chunks(engine, frames, chunks[next_chunk:], blender, first=first,
                                 seed=job.seed, scale=scale, cancel=halt, on_read=on_read,
                                 on_progress=running.report)
@@ -463,9 +427,9 @@ class VideoRun:
                 if self.cancel.is_set():
                     halt.set()
                 running.start()
-                item = yield from self._await_chunk(pool.submit(_next_or_end, stream), halt,
-                                                    meter, running)
-                if item is _END:
+                item = yield from await_chunk(pool.submit(next_or_end, stream), self.cancel,
+                                              halt, meter, running)
+                if item is END:
                     break
                 cp, finished = item
                 running.index = cp.index + 1
@@ -495,31 +459,6 @@ class VideoRun:
             halt.set()  # a chunk still running (this generator closed or failed) stops early
             pool.shutdown(wait=True)
             stream.close()  # type: ignore[attr-defined]  # a generator
-
-    def _await_chunk(self, future: Future[Any], halt: threading.Event, meter: ProgressMeter,
-                     running: _RunningChunk) -> Generator[ProgressEvent, None, Any]:
-        """The helper thread's next chunk (or _END), with heartbeat events while it runs.
-
-        A heartbeat comes every HEARTBEAT_SECONDS: the same frames done, an estimate of the
-        running chunk's share and the time left (`ProgressMeter.pulse`), and the seconds the
-        chunk has taken so far. The caller's cancel is passed on to the engine meanwhile."""
-        beat = running.began
-        while True:
-            finished, _ = wait_for([future], timeout=_WAIT_STEP)
-            if finished:
-                return future.result()
-            if self.cancel.is_set():
-                halt.set()
-            now = _time.monotonic()
-            if now - beat < HEARTBEAT_SECONDS or running.index >= len(running.chunks):
-                continue
-            beat = now
-            elapsed = now - running.began
-            count = len(running.chunks)
-            yield meter.pulse("restore", elapsed=elapsed, chunk_frames=running.frames(),
-                              reported=running.reported, chunk=running.index + 1, chunks=count,
-                              message=f"restoring chunk {running.index + 1}/{count}: "
-                                      f"{elapsed:.0f} s so far")
 
     def _preview(self, image: Any) -> np.ndarray | None:
         now = _time.monotonic()
