@@ -43,7 +43,7 @@ def test_cli_runs_without_qt() -> None:
 
 
 def test_mypy_clean() -> None:
-    """Type hints are checked (everything but ui/, see [tool.mypy] in pyproject.toml)."""
+    """Type hints are checked, the GUI included (see [tool.mypy] in pyproject.toml)."""
     result = subprocess.run(
         [_tool("mypy")], cwd=REPO_ROOT, capture_output=True, text=True
     )

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import logging
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 
 from PySide6.QtCore import QByteArray, Qt, QTimer
@@ -191,7 +192,7 @@ class MainWindow(QMainWindow):
         self.queue_panel.export_requested.connect(self.export)
 
     # ---------------------------------------------------------------- public API
-    def open_media(self, paths: list[str | Path]) -> None:
+    def open_media(self, paths: Sequence[str | Path]) -> None:
         """Import files or folders (same as dropping them); probing runs in the background."""
         if paths:
             self.statusBar().showMessage(f"Importing {len(paths)} item(s)…", 3000)
@@ -399,8 +400,8 @@ class MainWindow(QMainWindow):
         self.frames.close()
         self.importer.close()
         self.session.close()
-        self.settings.window_geometry = base64.b64encode(bytes(self.saveGeometry())).decode()
-        self.settings.window_state = base64.b64encode(bytes(self.saveState())).decode()
+        self.settings.window_geometry = base64.b64encode(self.saveGeometry().data()).decode()
+        self.settings.window_state = base64.b64encode(self.saveState().data()).decode()
         self._save_settings()
 
     def _restore_layout(self) -> None:

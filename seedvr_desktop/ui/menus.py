@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
+from typing import cast
 
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QMainWindow, QMenu
@@ -11,7 +13,8 @@ from PySide6.QtWidgets import QMainWindow, QMenu
 Slot = Callable[[], object]
 
 
-def add_action(menu: QMenu, text: str, slot: Slot, shortcut: QKeySequence | str | None = None,
+def add_action(menu: QMenu, text: str, slot: Slot,
+               shortcut: QKeySequence | QKeySequence.StandardKey | str | None = None,
                *, tip: str = "") -> QAction:
     action = QAction(text, menu)
     if shortcut is not None:
@@ -33,7 +36,7 @@ class MenuBar:
         add_action(file_menu, "&New Project", h["new"], QKeySequence.StandardKey.New)
         add_action(file_menu, "&Open Project…", h["open"], QKeySequence.StandardKey.Open)
         self.recent_menu = file_menu.addMenu("Open &Recent")
-        self._open_recent = h["open_recent"]
+        self._open_recent = cast(Callable[[str], object], h["open_recent"])  # takes the path
         add_action(file_menu, "&Save", h["save"], QKeySequence.StandardKey.Save)
         add_action(file_menu, "Save &As…", h["save_as"], QKeySequence.StandardKey.SaveAs)
         file_menu.addSeparator()
@@ -45,7 +48,8 @@ class MenuBar:
 
         self.edit_menu = bar.addMenu("&Edit")
         edit = self.edit_menu
-        undo, redo = h["undo_action"](), h["redo_action"]()
+        # The undo stack makes these two (their text follows the next step to undo/redo).
+        undo, redo = cast(QAction, h["undo_action"]()), cast(QAction, h["redo_action"]())
         undo.setShortcut(QKeySequence.StandardKey.Undo)
         redo.setShortcut(QKeySequence.StandardKey.Redo)
         edit.addAction(undo)
@@ -91,6 +95,6 @@ class MenuBar:
     def set_recent(self, paths: list[str]) -> None:
         self.recent_menu.clear()
         for path in paths:
-            add_action(self.recent_menu, Path(path).name, lambda p=path: self._open_recent(p),
+            add_action(self.recent_menu, Path(path).name, partial(self._open_recent, path),
                        tip=path)
         self.recent_menu.setEnabled(bool(paths))

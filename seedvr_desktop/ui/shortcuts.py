@@ -30,10 +30,10 @@ class KeyController(QObject):
     def __init__(self, window: QWidget) -> None:
         super().__init__(window)
         self._window = window
-        self._press: dict[int, Callable[[], None]] = {}
+        self._press: dict[int, Callable[[], object]] = {}
         self._hold: dict[int, Callable[[bool], None]] = {}
 
-    def on_press(self, key: Qt.Key, action: Callable[[], None]) -> None:
+    def on_press(self, key: Qt.Key, action: Callable[[], object]) -> None:
         self._press[int(key.value)] = action
 
     def on_hold(self, key: Qt.Key, action: Callable[[bool], None]) -> None:

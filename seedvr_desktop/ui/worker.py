@@ -263,12 +263,13 @@ class WorkerHost(QObject):
         super().__init__(parent)
         self.mailbox = Mailbox(self)
         self.worker = RestoreWorker(self.mailbox.post, settings)
-        self.thread = QThread()
-        self.thread.setObjectName("restore-worker")
-        self.worker.moveToThread(self.thread)
+        # Not named `thread`: that would hide QObject.thread(), the thread an object lives in.
+        self.worker_thread = QThread()
+        self.worker_thread.setObjectName("restore-worker")
+        self.worker.moveToThread(self.worker_thread)
         self._wake.connect(self.worker.drain)
         self._release.connect(self.worker.release_engine)
-        self.thread.start()
+        self.worker_thread.start()
         self._closed = False
 
     def submit(self, payload: RestoreJob | PreviewRequest, job_id: str | None = None) -> str:
@@ -299,8 +300,8 @@ class WorkerHost(QObject):
             return True
         self._closed = True
         self.worker.request_shutdown()
-        self.thread.quit()
-        stopped = self.thread.wait(timeout_ms)
+        self.worker_thread.quit()
+        stopped = self.worker_thread.wait(timeout_ms)
         if stopped:
             self.worker.release_engine()  # thread is gone: safe to call directly
             self.mailbox.drain()  # deliver the last cancelled/finished signals

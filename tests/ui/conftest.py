@@ -111,7 +111,7 @@ def window(qtbot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, answers, test
     yield win
     if win.isVisible():
         win.close()
-    assert win.host.thread.isFinished(), "the worker thread must be joined on close"
+    assert win.host.worker_thread.isFinished(), "the worker thread must be joined on close"
 
 
 @pytest.fixture(scope="session")

@@ -292,7 +292,7 @@ def test_close_with_running_job_cancels_and_joins(window, qtbot, answers, long_c
     started = time.perf_counter()
     window.close()
     assert not window.isVisible()
-    assert window.host.thread.isFinished()
+    assert window.host.worker_thread.isFinished()
     assert time.perf_counter() - started < 2.0
     assert "Exports are running" in answers["asked"]
     assert not entry.output.exists()

@@ -120,7 +120,7 @@ def test_shutdown_while_busy_cancels_and_joins(qtbot, test_engines, small_clip: 
     t0 = time.perf_counter()
     assert host.shutdown(5000)
     assert time.perf_counter() - t0 < 1.0
-    assert host.thread.isFinished()
+    assert host.worker_thread.isFinished()
     with pytest.raises(Exception, match="closing"):
         host.submit(PreviewRequest(small_clip, center=10, engine=SLOW))
 

@@ -148,8 +148,8 @@ class QueuePanel(QWidget):
         item = self._items.get(job_id)
         if item is None:
             return []
-        return [(item.child(i).text(0), item.child(i).text(1), item.child(i).text(3))
-                for i in range(item.childCount())]
+        rows = [item.child(i) for i in range(item.childCount())]
+        return [(row.text(0), row.text(1), row.text(3)) for row in rows if row is not None]
 
     def set_status(self, job_id: str, status: str, message: str = "") -> None:
         entry, item = self.entries.get(job_id), self._items.get(job_id)

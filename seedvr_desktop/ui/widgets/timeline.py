@@ -310,7 +310,8 @@ class TimelineWidget(QWidget):
         """Remember the clip under a press; it becomes a drag after the system drag distance."""
         clip = self.clip_at(self.scale.t(x))
         inside = clip is not None and clip.start <= self.scale.t(x) < clip.end
-        self._drag_clip = clip.clip_id if inside and len(self.clips) > 1 else ""
+        self._drag_clip = (clip.clip_id if clip is not None and inside and len(self.clips) > 1
+                           else "")
         self._drag_x0 = self._drag_x = x
 
     def move_clip_drag(self, x: float) -> bool:

@@ -166,7 +166,7 @@ class ViewerWidget(QWidget):
         pane = self.panes()[0] if anchor is None else self._pane_at(anchor)
         before = self._widget_to_image(anchor, pane) if anchor is not None else None
         self._set_zoom(self.current_zoom() * factor, update=False)
-        if before is not None and self._original is not None:
+        if anchor is not None and before is not None and self._original is not None:
             after = self._widget_to_image(anchor, pane)
             self._center += before - after
             self._clamp_center()
