@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
 import sys
 
 import numpy as np
@@ -21,7 +20,6 @@ from seedvr_desktop.ui.widgets.export_dialog import (
 )
 from seedvr_desktop.ui.widgets.timeline import TimelineWidget
 from seedvr_desktop.ui.widgets.viewer import CompareMode, ViewerWidget
-from tests.conftest import REPO_ROOT
 from tests.ui.test_window import _mouse
 
 pytestmark = pytest.mark.gui
@@ -140,26 +138,13 @@ def test_export_presets_fill_codec_fields(qtbot) -> None:
     s.validate()
 
 
-def test_window_opens_fast_without_loading_torch(tmp_path) -> None:
-    """A fresh interpreter: the window must show within 2 s and leave torch unloaded."""
-    code = (
-        "import time, sys; t = time.perf_counter();"
-        "from seedvr_desktop.ui.app import create_application;"
-        "app = create_application([]);"
-        "from seedvr_desktop.ui.main_window import MainWindow;"
-        "w = MainWindow(); w.show(); app.processEvents();"
-        "elapsed = time.perf_counter() - t;"
-        "loaded = 'torch' in sys.modules;"
-        "w.shutdown(); print(f'{elapsed:.3f} {loaded}')"
-    )
-    env = {"QT_QPA_PLATFORM": "offscreen", "SEEDVR_DESKTOP_CONFIG_DIR": str(tmp_path),
-           "PATH": "/usr/bin:/bin"}
-    out = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, env=env, check=True,
-                         capture_output=True, text=True, timeout=60).stdout.split()
-    elapsed, loaded = float(out[-2]), out[-1]
-    print(f"window shown after {elapsed:.2f} s")
-    assert loaded == "False"
-    assert elapsed < 2.0
+def test_window_opens_without_loading_torch(tmp_path) -> None:
+    """A fresh interpreter shows the window with torch still unloaded: what keeps start-up
+    fast. The seconds themselves are measured by bench/startup.py (goal: 2 s), not here."""
+    import bench.startup as startup
+
+    _seconds, torch_loaded = startup.one_start(tmp_path)
+    assert torch_loaded is False
 
 
 def test_resource_path_finds_the_icon_and_follows_a_bundle(monkeypatch, tmp_path) -> None:
