@@ -139,13 +139,17 @@ class SeedVREngine(Engine):
         if self.name not in OFFICIAL:
             raise UserError("the generic seedvr engine needs --model-dir DIR (a SeedVR model "
                             "folder with a seedvr.json or the official files)")
-        missing = model_store.missing_files(self.name)
-        if missing:
+        folder = model_store.installed_folder(self.name)
+        if folder is None:
+            missing = model_store.missing_files(self.name)
             raise ModelError(
                 f"{self.name} is not installed ({', '.join(missing)} missing); run "
-                f"`seedvr-desktop models download {self.name}`\n"
+                f"`seedvr-desktop models download {self.name}` (or, for a smaller GPU, "
+                f"`seedvr-desktop models recommend`)\n"
                 + model_store.offline_instructions(self.name))
-        return resolve_folder(model_store.model_dir(self.name), preset=self.name)
+        if folder != model_store.model_dir(self.name):
+            log.info("%s: the official files are not installed; using %s", self.name, folder)
+        return resolve_folder(folder, preset=self.name)
 
     def _recipe(self, spec: Any) -> Any:
         recipe = spec.recipe
@@ -513,7 +517,7 @@ def register() -> None:
             return SeedVREngine(_name, **options)
 
         def available(_name: str = name) -> bool:
-            return model_store.is_installed(_name)
+            return model_store.installed_folder(_name) is not None
 
         # `auto` prefers SeedVR2 only where a GPU is present; on CPU-only machines it ranks
         # below the classic engine (priority 10) but stays selectable by name.

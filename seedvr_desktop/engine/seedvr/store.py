@@ -107,6 +107,16 @@ def is_installed(name: str, root: Path | None = None, variant: str | None = None
     return not missing_files(name, root, variant)
 
 
+def installed_folder(name: str, root: Path | None = None) -> Path | None:
+    """The folder `--engine NAME` restores with: the official files when installed, else the
+    most precise installed community variant (catalogue order: fp16, fp8, Q8_0, Q4_K_M), else
+    None. So `models download NAME --variant Q8_0` alone makes `--engine NAME` work."""
+    for var in (None, *(v.name for v in variants_of(get_model(name).name))):
+        if is_installed(name, root, var):
+            return model_dir(name, root, var)
+    return None
+
+
 def present(root: Path | None = None) -> list[tuple[str, str | None]]:
     """(model, variant or None) of every catalogue entry with at least one file in place."""
     out: list[tuple[str, str | None]] = []
