@@ -19,7 +19,7 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
@@ -566,12 +566,39 @@ def _main(args_list: list[str]) -> int:
         return 130
     except SystemExit as exc:  # --help / --version
         return exc.code if isinstance(exc.code, int) else 0
+    except BrokenPipeError as exc:
+        if not _stdout_reader_gone():  # another pipe (a socket, a child): a real failure
+            return _internal_error(exc, current_log_file)
+        # `... | head`: the reader of our output left. Exit quietly, as Unix tools do, with
+        # stdout on the null device so the interpreter's last flush does not complain again.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
     except Exception as exc:
-        # The traceback goes to the log file only; the user gets one line pointing at it.
-        log.error("internal error", exc_info=True, extra={"file_only": True})
-        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        print(f"internal error: {message} (details in {current_log_file()})", file=sys.stderr)
-        return 2
+        return _internal_error(exc, current_log_file)
+
+
+def _internal_error(exc: BaseException, log_file: Callable[[], object]) -> int:
+    """The traceback goes to the log file only; the user gets one line pointing at it."""
+    log.error("internal error", exc_info=exc, extra={"file_only": True})
+    message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    print(f"internal error: {message} (details in {log_file()})", file=sys.stderr)
+    return 2
+
+
+def _stdout_reader_gone() -> bool:
+    """Whether stdout is a pipe whose reader has closed it (POLLERR); True where that cannot
+    be asked (no poll on Windows), as a broken pipe there is almost always stdout's."""
+    import select
+
+    if not hasattr(select, "poll"):
+        return True
+    try:
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), select.POLLOUT)
+        return any(ev & (select.POLLERR | select.POLLHUP) for _, ev in poller.poll(0))
+    except (OSError, ValueError):
+        return False
 
 
 if __name__ == "__main__":

@@ -56,16 +56,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
-    try:
-        return _list(args)
-    except BrokenPipeError:
-        # `models list | head -c5`: the reader left; exit quietly, and keep Python from
-        # complaining again when it flushes stdout at exit.
-        import os
-
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        return 0
+    return _list(args)  # `models list | head -c5` is handled in cli.main (a broken pipe)
 
 
 def _status(name: str, root: Path, variant: str | None) -> str:
