@@ -17,13 +17,14 @@ class WorkerProgress:
     """One worker of a running cluster job."""
 
     label: str  # "worker 2 on HOST (ADDRESS)"
-    segment: int | None  # the segment it restores now; None while it waits
+    segment: int | None  # the segment it restores now (the journal's 0-based number); None: waits
     fps: float  # frames per second on the last segment it finished (0: none yet)
     segments_done: int  # segments of this job it has finished
 
     @property
     def text(self) -> str:
-        return f"segment {self.segment}" if self.segment is not None else "waiting"
+        """What it does, for people: segments count from 1 there."""
+        return f"segment {self.segment + 1}" if self.segment is not None else "waiting"
 
 
 @dataclass(frozen=True)

@@ -99,12 +99,12 @@ def test_the_queue_shows_a_row_per_cluster_worker(qtbot, tmp_path: Path) -> None
     a, b = "worker 1 on node-a", "worker 2 on node-b"
     panel.update_progress("j1", _event(0, WorkerProgress(a, 0, 0.0, 0),
                                        WorkerProgress(b, 1, 0.0, 0)))
-    assert panel.worker_rows("j1") == [(a, "segment 0", ""), (b, "segment 1", "")]
+    assert panel.worker_rows("j1") == [(a, "segment 1", ""), (b, "segment 2", "")]
     assert panel.entries["j1"].status == "running"
 
     panel.update_progress("j1", _event(40, WorkerProgress(a, 2, 31.5, 1),
                                        WorkerProgress(b, None, 12.25, 1)))
-    assert panel.worker_rows("j1") == [(a, "segment 2", "31.5 fps"),
+    assert panel.worker_rows("j1") == [(a, "segment 3", "31.5 fps"),
                                        (b, "waiting", "12.2 fps")]
 
     c = "worker 3 on node-b"  # worker 2 died and was replaced

@@ -138,7 +138,7 @@ class QueuePanel(QWidget):
                 item.addChild(row)
                 rows[worker.label] = row
             row.setText(1, worker.text)
-            row.setText(2, f"{worker.segments_done} segment(s) done")
+            row.setText(2, f"{worker.segments_done} done")
             row.setText(3, f"{worker.fps:.1f} fps" if worker.fps else "")
         self.tree.setRootIsDecorated(True)
         item.setExpanded(True)
