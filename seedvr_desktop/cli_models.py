@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from seedvr_desktop.engine.seedvr import catalogue, store
+from seedvr_desktop.engine.seedvr.hub import LocalFolderHub
 from seedvr_desktop.errors import UserError
 
 _VARIANT_HELP = ("a community format instead of the official files: "
@@ -87,7 +88,7 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _cmd_download(args: argparse.Namespace) -> int:
-    hub = store.LocalFolderHub(args.source) if args.source else None
+    hub = LocalFolderHub(args.source) if args.source else None
     folder = store.download(args.name, variant=args.variant, hub=hub, revision=args.revision,
                             progress=_HashProgress())
     manifest = store.Manifest.read(folder)

@@ -14,6 +14,7 @@ import pytest
 
 from seedvr_desktop import cli
 from seedvr_desktop.engine.seedvr import store
+from seedvr_desktop.engine.seedvr.hub import HuggingFaceHub, LocalFolderHub
 from seedvr_desktop.errors import ModelError, UserError
 
 
@@ -147,7 +148,7 @@ def test_offline_says_which_files_go_where(models_dir: Path,
 
 
 def test_local_mirror_and_verify_detects_damage(models_dir: Path, hub: Path) -> None:
-    folder = store.download("seedvr2-3b", hub=store.LocalFolderHub(hub))
+    folder = store.download("seedvr2-3b", hub=LocalFolderHub(hub))
     assert store.Manifest.read(folder).revision.startswith("local-")  # type: ignore[union-attr]
     path = folder / "ema_vae.pth"
     data = bytearray(path.read_bytes())
@@ -204,7 +205,7 @@ def test_download_times_out_on_a_server_that_never_answers(models_dir: Path) -> 
     thread = threading.Thread(target=accept_and_ignore, daemon=True)
     thread.start()
     port = server.getsockname()[1]
-    hub = store.HuggingFaceHub(endpoint=f"http://127.0.0.1:{port}", timeout=0.5)
+    hub = HuggingFaceHub(endpoint=f"http://127.0.0.1:{port}", timeout=0.5)
     t0 = time.monotonic()
     try:
         with pytest.raises(UserError) as err:

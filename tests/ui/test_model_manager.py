@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from seedvr_desktop.engine.seedvr import catalogue, recommend, store
+from seedvr_desktop.engine.seedvr.hub import LocalFolderHub
 from tests.engine.test_seedvr_store import _fake_repo, _files
 
 GIB = 1 << 30
@@ -35,7 +36,7 @@ def test_formats_and_states(qtbot, tmp_path: Path, eight_gb_card) -> None:
     hub = tmp_path / "hub"
     _fake_repo(hub, "ByteDance-Seed/SeedVR2-3B", _files("seedvr2_ema_3b.pth"))
     _fake_repo(hub, "AInVFX/SeedVR2_comfyUI", {"seedvr2_ema_3b-Q8_0.gguf": b"q8" * 100})
-    store.download("seedvr2-3b", variant="Q8_0", root=models, hub=store.LocalFolderHub(hub))
+    store.download("seedvr2-3b", variant="Q8_0", root=models, hub=LocalFolderHub(hub))
 
     manager = ModelManager(models)
     qtbot.addWidget(manager)
@@ -83,7 +84,7 @@ def test_download_of_the_chosen_format(qtbot, tmp_path: Path, monkeypatch: pytes
     real = store.download
 
     def offline_download(name: str, **kw: object) -> Path:
-        kw["hub"] = store.LocalFolderHub(hub)
+        kw["hub"] = LocalFolderHub(hub)
         return real(name, **kw)  # type: ignore[arg-type]
 
     monkeypatch.setattr(store, "download", offline_download)
