@@ -64,6 +64,8 @@ class QueuePanel(QWidget):
         self.tree.setRootIsDecorated(False)
         self.tree.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.tree.header().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        # Room for "12345/67890  (100%)" on one line in the progress bar.
+        self.tree.setColumnWidth(COLUMNS.index("Progress"), 170)
         self.tree.itemSelectionChanged.connect(self._update_buttons)
 
         self.export_button = QPushButton("Export…")
