@@ -158,8 +158,10 @@ def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
 
 
-def remove_stale_temps(target: Path, tags: tuple[str, ...] = ("tmp",)) -> list[Path]:
-    """Delete temps of `target` that a killed run left behind (`.NAME.<random>.<tag>`)."""
+def remove_stale_temps(target: Path, tags: tuple[str, ...] = ("tmp",), *,
+                       folders: bool = False) -> list[Path]:
+    """Delete temps of `target` that a killed run left behind (`.NAME.<random>.<tag>`):
+    files, and with `folders` also temp folders (a model export is built in one)."""
     prefix = temp_prefix(target)
     removed = []
     try:
@@ -168,12 +170,16 @@ def remove_stale_temps(target: Path, tags: tuple[str, ...] = ("tmp",)) -> list[P
         return []
     for entry in entries:
         name = entry.name
-        if not name.startswith(prefix) or not entry.is_file():
+        is_folder = entry.is_dir() and not entry.is_symlink()
+        if not name.startswith(prefix) or not (entry.is_file() or (folders and is_folder)):
             continue
         rest = name[len(prefix):].split(".", 1)
         if len(rest) == 2 and len(rest[0]) == 8 and rest[1] in tags:
             with contextlib.suppress(OSError):
-                entry.unlink()
+                if is_folder:
+                    shutil.rmtree(entry)
+                else:
+                    entry.unlink()
                 removed.append(entry)
     return removed
 

@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 from pathlib import Path
@@ -17,11 +18,18 @@ from typing import Any
 import torch
 
 from seedvr_desktop.errors import UserError
-from seedvr_desktop.fsutil import atomic_write_text, fsync_folder, sibling_name
+from seedvr_desktop.fsutil import (
+    atomic_write_text,
+    fsync_folder,
+    remove_stale_temps,
+    sibling_name,
+)
 from seedvr_desktop.models.loading import read_state_dict, save_safetensors
 from seedvr_desktop.training.checkpoint import CHECKPOINT, Checkpoint, load_checkpoint
 from seedvr_desktop.training.lora import adapter_tensors, merge_into, save_adapter
 from seedvr_desktop.training.model_io import MODEL_JSON, ModelSpec, folder_meta, resolve_folder
+
+log = logging.getLogger(__name__)
 
 
 def export(run_dir: Path, out: Path, *, model_dir: Path | None = None,
@@ -37,7 +45,10 @@ def export(run_dir: Path, out: Path, *, model_dir: Path | None = None,
     if final.exists() and (not final.is_dir() or any(final.iterdir())):
         raise UserError(f"{final} is not empty; export into a new folder")
     # Everything goes to a hidden sibling first and is renamed into place at the end, so a
-    # full disk or a crash never leaves a folder the engine would take for a model.
+    # full disk or a crash never leaves a folder the engine would take for a model. One that a
+    # killed export left (gigabytes) goes now.
+    for stale in remove_stale_temps(final, ("export",), folders=True):
+        log.info("removed %s, left by an export that was stopped", stale.name)
     out = sibling_name(final, "export")
     try:
         out.mkdir(parents=True)

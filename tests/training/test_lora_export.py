@@ -111,3 +111,18 @@ def test_export_disk_full_leaves_no_folder(tmp_path: Path, tiny_model: Path, cac
     with pytest.raises(UserError, match="No space left"):
         export(tmp_path / "run", tmp_path / "out")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]  # no model, no hidden temp
+
+
+def test_an_export_removes_the_temp_folder_a_killed_one_left(tmp_path: Path, tiny_model: Path,
+                                                              cache_dir: Path) -> None:
+    from seedvr_desktop.fsutil import sibling_name
+
+    build_trainer(tiny_model, cache_dir, tmp_path / "run", _cfg(), device=CPU).run()
+    stale = sibling_name(tmp_path / "out", "export")  # what a kill -9 mid-export leaves
+    stale.mkdir()
+    (stale / "dit.safetensors").write_bytes(b"half a model")
+    other = tmp_path / ".out-notes.export"  # not one of ours: left alone
+    other.mkdir()
+    export(tmp_path / "run", tmp_path / "out")
+    assert not stale.exists() and other.exists()
+    assert (tmp_path / "out" / "dit.safetensors").is_file()
