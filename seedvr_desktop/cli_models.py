@@ -97,7 +97,12 @@ def _cmd_download(args: argparse.Namespace) -> int:
     label = v.label if v else args.name
     print(f"{label}: installed in {folder} (revision {rev})")
     if v is not None:
-        print(f"use it with: seedvr-desktop restore ... --engine {args.name} --model-dir {folder}")
+        used = store.installed_folder(args.name)
+        if used == folder:
+            print(f"used by: seedvr-desktop restore ... --engine {args.name}")
+        else:  # the official files (or a more precise variant) come first
+            print(f"use it with: seedvr-desktop restore ... --engine {args.name} "
+                  f"--model-dir {folder}")
     return 0
 
 

@@ -140,7 +140,8 @@ def test_models_command_with_variants(models_dir: Path, hub: Path,
     assert cli.main(["models", "download", "seedvr2-3b", "--variant", "Q8_0",
                      "--source", str(hub)]) == 0
     out = capsys.readouterr().out
-    assert "seedvr2-3b Q8_0: installed in" in out and "--model-dir" in out
+    assert "seedvr2-3b Q8_0: installed in" in out
+    assert "used by: seedvr-desktop restore ... --engine seedvr2-3b\n" in out  # no official
     assert cli.main(["models", "list"]) == 0
     listing = capsys.readouterr().out.splitlines()
     assert any("--variant Q8_0" in line and "installed" in line for line in listing)
