@@ -206,12 +206,8 @@ def download(
         try:
             snaps[repo_id] = hub.resolve(repo_id, revision if repo_id == dit_repo else "main")
         except HubUnreachable as exc:
-            if exc.timed_out:
-                raise UserError(_timeout_message(hub)) from exc
-            raise UserError(
-                f"cannot reach the model hub ({exc}).\n"
-                f"{offline_instructions(name, root, variant)}"
-            ) from exc
+            raise _hub_error(exc, hub, f"cannot reach the model hub ({exc}).",
+                             offline_instructions(name, root, variant)) from exc
     manifest = Manifest(m.name, dit_repo, snaps[dit_repo].commit,
                         variant=var.name if var else OFFICIAL_VARIANT)
     for repo_id, filename in wanted:
@@ -226,12 +222,9 @@ def download(
             try:
                 got = hub.fetch(snap, filename, folder)
             except HubUnreachable as exc:
-                if exc.timed_out:
-                    raise UserError(_timeout_message(hub)) from exc
-                raise UserError(
-                    f"download of {filename} failed ({exc}); run the command again to resume.\n"
-                    f"{offline_instructions(name, root, variant)}"
-                ) from exc
+                raise _hub_error(exc, hub, f"download of {filename} failed ({exc}); run the "
+                                 "command again to resume.",
+                                 offline_instructions(name, root, variant)) from exc
             if got.resolve() != target.resolve():
                 os.replace(got, target)
             digest = sha256_file(target, progress)
@@ -260,6 +253,14 @@ def _write_model_json(folder: Path, m: OfficialModel, var: Variant) -> None:
 
     meta = {"preset": m.name, "name": var.label, "dit_file": var.dit_file}
     atomic_write_text(folder / MODEL_JSON, json.dumps(meta, indent=2) + "\n")
+
+
+def _hub_error(exc: HubUnreachable, hub: Hub, what: str, instructions: str) -> UserError:
+    """What the user reads when the hub fails: the timeout advice, or what failed plus how to
+    download the files by hand."""
+    if exc.timed_out:
+        return UserError(_timeout_message(hub))
+    return UserError(f"{what}\n{instructions}")
 
 
 def _timeout_message(hub: Hub) -> str:
