@@ -47,6 +47,19 @@ def _isolated_folders(tmp_path_factory: pytest.TempPathFactory,
 
 
 @pytest.fixture(autouse=True, scope="session")
+def _one_torch_thread() -> Iterator[None]:
+    """One torch thread for the whole run: the 2-core CI machine runs tests next to their own
+    subprocesses, where one thread is faster, and results never depend on the thread count.
+    (Subprocesses that want more, such as the DiT parity worker, set their own.)"""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(autouse=True, scope="session")
 def _offscreen_qt() -> None:
     """Qt without a display for the whole run (the QApplication outlives any one test)."""
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")

@@ -9,7 +9,6 @@ from typing import Any
 
 import numpy as np
 import pytest
-import torch
 
 from seedvr_desktop import cli
 from seedvr_desktop.engine import pipeline
@@ -25,13 +24,6 @@ from tests.engine.seedvr_tiny import write_tiny_model
 CALLS: list[int] = []  # chunk index of every restore_chunk call
 STOP_AFTER: list[tuple[int, threading.Event]] = []
 
-
-@pytest.fixture(autouse=True)
-def _one_thread() -> object:
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def _decode(path: Path) -> list[np.ndarray]:

@@ -27,14 +27,6 @@ from tests.conftest import REPO_ROOT
 from tests.engine.seedvr_tiny import write_tiny_model
 
 
-@pytest.fixture(autouse=True)
-def _one_thread() -> Any:
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def sim() -> ModuleType:
     path = REPO_ROOT / "bench" / "memory_sim.py"
